@@ -1,0 +1,1 @@
+"""PostgreSQL adapters: the psycopg store, the listener, migrations and admin queries."""

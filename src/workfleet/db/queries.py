@@ -1,0 +1,49 @@
+"""Named SQL queries loaded from the ``.sql`` files beside this module.
+
+Each file holds blocks introduced by ``-- name: <query_name>``. ``{schema}`` placeholders are
+filled with a quoted identifier through :mod:`psycopg.sql`; nothing else is ever formatted in.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from importlib import resources
+
+from psycopg import sql
+
+_NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+
+
+@cache
+def raw_queries() -> dict[str, str]:
+    """All named queries of all ``sql/*.sql`` files, unformatted."""
+    queries: dict[str, str] = {}
+    folder = resources.files("workfleet.db").joinpath("sql")
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if not entry.name.endswith(".sql"):
+            continue
+        text = entry.read_text(encoding="utf-8")
+        matches = list(_NAME.finditer(text))
+        for i, match in enumerate(matches):
+            end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+            name = match.group(1)
+            if name in queries:
+                raise RuntimeError(f"duplicate query name {name!r} in {entry.name}")
+            queries[name] = text[match.end() : end].strip()
+    return queries
+
+
+class Queries:
+    """The named queries composed for one schema. Build once per store, reuse forever."""
+
+    def __init__(self, schema: str) -> None:
+        self.schema = schema
+        ident = sql.Identifier(schema)
+        self._composed = {
+            name: sql.SQL(text).format(schema=ident)
+            for name, text in raw_queries().items()
+        }
+
+    def __getitem__(self, name: str) -> sql.Composed:
+        return self._composed[name]

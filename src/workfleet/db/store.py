@@ -1,0 +1,291 @@
+"""The psycopg implementation of :class:`workfleet.store.RunStore`.
+
+Every method is one statement on a pooled autocommit connection: no per-run connection, no
+transaction held across an await in user code. SQL lives in ``sql/runs.sql``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from workfleet.db.queries import Queries
+from workfleet.errors import StoreError
+from workfleet.models import (
+    ClaimedRun,
+    Completion,
+    Enqueued,
+    Event,
+    EventType,
+    HeartbeatResult,
+    Lease,
+    NewRun,
+    RegistryEntry,
+    RunRecord,
+    RunStatus,
+)
+from workfleet.store import ClaimFilter, SweepResult
+
+Row = dict[str, Any]
+
+
+def _record(row: Row) -> RunRecord:
+    return RunRecord(
+        id=row["id"],
+        type=row["type"],
+        payload=row["payload"],
+        status=RunStatus(row["status"]),
+        priority=row["priority"],
+        run_at=row["run_at"],
+        idempotency_key=row["idempotency_key"],
+        attempt=row["attempt"],
+        max_attempts=row["max_attempts"],
+        leased_by=row["leased_by"],
+        lease_until=row["lease_until"],
+        last_error=row["last_error"],
+        result=row["result"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        deleted_at=row["deleted_at"],
+    )
+
+
+def _status(value: str | None) -> RunStatus | None:
+    return None if value is None else RunStatus(value)
+
+
+class PgStore:
+    """Runs in PostgreSQL, through a shared :class:`AsyncConnectionPool`."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], schema: str) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.q = Queries(schema)
+
+    async def _fetch(self, name: str, params: dict[str, Any]) -> list[Row]:
+        try:
+            async with self.pool.connection() as conn:
+                async with conn.cursor(row_factory=dict_row) as cur:
+                    await cur.execute(self.q[name], params)
+                    return await cur.fetchall() if cur.description else []
+        except psycopg.Error as exc:
+            raise StoreError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
+
+    # --- lease loop ---------------------------------------------------------------------------
+
+    async def claim(
+        self, worker_id: str, filt: ClaimFilter, limit: int, lease_seconds: float
+    ) -> list[ClaimedRun]:
+        if limit <= 0 or filt.empty:
+            return []
+        rows = await self._fetch(
+            "claim",
+            {
+                "exact": list(filt.exact),
+                "likes": list(filt.likes),
+                "limit": limit,
+                "worker_id": worker_id,
+                "lease": float(lease_seconds),
+            },
+        )
+        return [
+            ClaimedRun(
+                id=r["id"],
+                type=r["type"],
+                payload=r["payload"],
+                attempt=r["attempt"],
+                max_attempts=r["max_attempts"],
+                priority=r["priority"],
+                run_at=r["run_at"],
+                created_at=r["created_at"],
+                claimed_at=r["claimed_at"],
+            )
+            for r in rows
+        ]
+
+    async def next_due(self, filt: ClaimFilter) -> float | None:
+        if filt.empty:
+            return None
+        rows = await self._fetch("next_due", {"exact": list(filt.exact), "likes": list(filt.likes)})
+        if not rows or rows[0]["next_run_at"] is None:
+            return None
+        delta: float = (rows[0]["next_run_at"] - rows[0]["db_now"]).total_seconds()
+        return delta
+
+    async def complete_many(
+        self, worker_id: str, completions: Sequence[Completion]
+    ) -> set[uuid.UUID]:
+        if not completions:
+            return set()
+        rows = await self._fetch(
+            "complete_many",
+            {
+                "worker_id": worker_id,
+                "ids": [c.lease.run_id for c in completions],
+                "attempts": [c.lease.attempt for c in completions],
+                "statuses": [str(c.status) for c in completions],
+                "events": [str(c.event) for c in completions],
+                "consume": [c.consume_attempt for c in completions],
+                "delays": [c.delay for c in completions],
+                "results": [c.result_json for c in completions],
+                "errors": [c.error for c in completions],
+                "event_data": [json.dumps(c.event_data, default=str) for c in completions],
+            },
+        )
+        return {r["id"] for r in rows}
+
+    async def heartbeat_many(
+        self, worker_id: str, leases: Sequence[Lease], lease_seconds: float
+    ) -> list[HeartbeatResult]:
+        if not leases:
+            return []
+        rows = await self._fetch(
+            "heartbeat_many",
+            {
+                "worker_id": worker_id,
+                "ids": [le.run_id for le in leases],
+                "attempts": [le.attempt for le in leases],
+                "lease": float(lease_seconds),
+            },
+        )
+        return [HeartbeatResult(r["id"], r["held"], _status(r["status"])) for r in rows]
+
+    async def extend_lease(self, worker_id: str, lease: Lease, seconds: float) -> HeartbeatResult:
+        rows = await self._fetch(
+            "extend_lease",
+            {
+                "worker_id": worker_id,
+                "id": lease.run_id,
+                "attempt": lease.attempt,
+                "seconds": float(seconds),
+            },
+        )
+        return HeartbeatResult(lease.run_id, rows[0]["held"], _status(rows[0]["status"]))
+
+    async def release_many(self, worker_id: str, leases: Sequence[Lease]) -> set[uuid.UUID]:
+        if not leases:
+            return set()
+        rows = await self._fetch(
+            "release_many",
+            {
+                "worker_id": worker_id,
+                "ids": [le.run_id for le in leases],
+                "attempts": [le.attempt for le in leases],
+                "schema_name": self.schema,
+            },
+        )
+        return {r["id"] for r in rows}
+
+    async def reclaim_expired(self, limit: int = 1000) -> SweepResult:
+        rows = await self._fetch("reclaim_expired", {"limit": limit, "schema_name": self.schema})
+        failed = sum(1 for r in rows if r["status"] == RunStatus.FAILED)
+        return SweepResult(requeued=len(rows) - failed, failed=failed)
+
+    # --- producers and operators --------------------------------------------------------------
+
+    @staticmethod
+    def enqueue_params(runs: Sequence[NewRun]) -> dict[str, Any]:
+        """Bind parameters of ``enqueue_many`` (shared with in-transaction submits)."""
+        return {
+            "types": [r.type for r in runs],
+            "payloads": [json.dumps(r.payload, allow_nan=False) for r in runs],
+            "priorities": [r.priority for r in runs],
+            "run_ats": [r.run_at for r in runs],
+            "delays": [r.delay for r in runs],
+            "keys": [r.idempotency_key for r in runs],
+            "max_attempts": [r.max_attempts for r in runs],
+        }
+
+    async def enqueue_many(self, runs: Sequence[NewRun]) -> list[Enqueued]:
+        if not runs:
+            return []
+        async with self.pool.connection() as conn:
+            return await enqueue_on(conn, self.q, runs)
+
+    async def get(self, run_id: uuid.UUID) -> RunRecord | None:
+        rows = await self._fetch("get_run", {"id": run_id})
+        return _record(rows[0]) if rows else None
+
+    async def list_runs(
+        self, *, status: RunStatus | None = None, type_like: str | None = None, limit: int = 50
+    ) -> list[RunRecord]:
+        rows = await self._fetch(
+            "list_runs",
+            {"status": None if status is None else str(status), "type_like": type_like,
+             "limit": limit},
+        )
+        return [_record(r) for r in rows]
+
+    async def events(self, run_id: uuid.UUID) -> list[Event]:
+        rows = await self._fetch("events", {"id": run_id})
+        return [
+            Event(r["id"], r["workflow_id"], EventType(r["event_type"]), r["data"], r["created_at"])
+            for r in rows
+        ]
+
+    async def cancel(self, run_id: uuid.UUID) -> bool:
+        return bool(await self._fetch("cancel", {"id": run_id}))
+
+    async def redrive(
+        self, run_id: uuid.UUID, from_statuses: Sequence[RunStatus] = (RunStatus.FAILED,)
+    ) -> bool:
+        rows = await self._fetch(
+            "redrive",
+            {"id": run_id, "from_statuses": [str(s) for s in from_statuses],
+             "schema_name": self.schema},
+        )
+        return bool(rows)
+
+    async def upsert_registry(self, entries: Sequence[RegistryEntry]) -> None:
+        if not entries:
+            return
+        await self._fetch(
+            "upsert_registry",
+            {
+                "names": [e.workflow_name for e in entries],
+                "runtimes": [e.runtime for e in entries],
+                "descriptions": [e.description for e in entries],
+            },
+        )
+
+    async def db_now(self) -> datetime:
+        rows = await self._fetch("db_now", {})
+        now: datetime = rows[0]["now"]
+        return now
+
+
+async def enqueue_on(
+    conn: psycopg.AsyncConnection[Any], q: Queries, runs: Sequence[NewRun]
+) -> list[Enqueued]:
+    """Enqueue ``runs`` on ``conn`` (inside the caller's transaction when there is one)."""
+    try:
+        params = PgStore.enqueue_params(runs)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"payload is not JSON-serialisable: {exc}") from exc
+    try:
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(q["enqueue_many"], params)
+            rows = await cur.fetchall()
+            missing = [r["key"] for r in rows if r["id"] is None]
+            found: dict[str, uuid.UUID] = {}
+            if missing:
+                # a duplicate inside this batch, or a concurrent insert that committed after our
+                # statement's snapshot: a second statement sees it
+                await cur.execute(q["ids_by_key"], {"keys": missing})
+                found = {r["key"]: r["id"] for r in await cur.fetchall()}
+    except psycopg.Error as exc:
+        raise StoreError(f"enqueue failed: {type(exc).__name__}: {exc}") from exc
+    result: list[Enqueued] = []
+    for r in rows:
+        run_id = r["id"] if r["id"] is not None else found.get(r["key"])
+        if run_id is None:
+            raise StoreError(f"enqueue of idempotency key {r['key']!r} returned no run id")
+        result.append(Enqueued(run_id, bool(r["created"])))
+    return result

@@ -1,0 +1,199 @@
+"""Domain values: runs, outcomes and the control-flow signals executors raise. No I/O here."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+
+class RunStatus(enum.StrEnum):
+    """The ``workflow_run.status`` values allowed by the table's CHECK constraint."""
+
+    PENDING = "pending"
+    LEASED = "leased"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
+
+
+class EventType(enum.StrEnum):
+    """The ``workflow_event.event_type`` values allowed by the table's CHECK constraint."""
+
+    CREATED = "created"
+    LEASED = "leased"
+    STARTED = "started"
+    HEARTBEAT = "heartbeat"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRIED = "retried"
+    CANCELLED = "cancelled"
+
+
+class Outcome(enum.StrEnum):
+    """How one execution attempt ended; also the ``outcome`` metric label."""
+
+    SUCCEEDED = "succeeded"
+    RETRIED = "retried"  # attempt consumed, back to pending with backoff
+    FAILED = "failed"  # terminal
+    SNOOZED = "snoozed"  # back to pending, no attempt consumed
+    CANCELLED = "cancelled"  # the run was cancelled while it ran; nothing written
+    LEASE_LOST = "lease_lost"  # another worker or the sweeper owns it now; nothing written
+    TIMED_OUT = "timed_out"  # the executor exceeded its timeout (then retried or failed)
+    RELEASED = "released"  # handed back on shutdown, no attempt consumed
+
+
+# --- signals an executor raises -------------------------------------------------------------
+
+
+class ControlSignal(Exception):  # noqa: N818 - these are signals, not errors
+    """Base of the exceptions an executor raises to steer its run."""
+
+
+class Fail(ControlSignal):
+    """Fail the run now, whatever attempts remain. ``str(exc)`` becomes ``last_error``."""
+
+
+class Retry(ControlSignal):
+    """Consume an attempt and run again ``after`` seconds from now (default: the backoff policy)."""
+
+    def __init__(self, reason: str = "retry requested", *, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
+
+
+class Snooze(ControlSignal):
+    """Put the run back to pending for ``after`` seconds without consuming an attempt."""
+
+    def __init__(self, after: float, reason: str = "snoozed") -> None:
+        if after < 0:
+            raise ValueError("Snooze(after=...) must be >= 0 seconds")
+        super().__init__(reason)
+        self.after = after
+
+
+# --- rows and writes ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRun:
+    """A run this worker holds a lease on. ``attempt`` is the fencing value granted at claim."""
+
+    id: uuid.UUID
+    type: str
+    payload: Any
+    attempt: int
+    max_attempts: int
+    priority: int
+    run_at: datetime
+    created_at: datetime
+    claimed_at: datetime  # database clock at claim time
+
+    @property
+    def queue_wait(self) -> timedelta:
+        return self.claimed_at - self.run_at
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """The fencing pair every write about a claimed run must match."""
+
+    run_id: uuid.UUID
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One outcome write, batched by the completer.
+
+    ``status`` is the row's new status (pending, succeeded or failed); ``consume_attempt`` says
+    whether ``attempt`` is incremented; ``delay`` (seconds from the database's now) sets
+    ``run_at`` when the run goes back to pending.
+    """
+
+    lease: Lease
+    status: RunStatus
+    event: EventType
+    consume_attempt: bool
+    delay: float | None = None
+    result_json: str | None = None
+    error: str | None = None
+    event_data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class HeartbeatResult:
+    """What a lease extension found: whether we still hold the run, and its current status."""
+
+    run_id: uuid.UUID
+    held: bool
+    status: RunStatus | None  # None when the row no longer exists
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A run to enqueue. ``None`` fields take the table defaults."""
+
+    type: str
+    payload: Any = None
+    priority: int | None = None
+    run_at: datetime | None = None
+    delay: float | None = None
+    idempotency_key: str | None = None
+    max_attempts: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    """Result of an enqueue: the run id and whether this call created it (False: duplicate key)."""
+
+    id: uuid.UUID
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """A full ``workflow_run`` row as read by clients and the CLI."""
+
+    id: uuid.UUID
+    type: str
+    payload: Any
+    status: RunStatus
+    priority: int
+    run_at: datetime
+    idempotency_key: str | None
+    attempt: int
+    max_attempts: int
+    leased_by: str | None
+    lease_until: datetime | None
+    last_error: str | None
+    result: Any
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One ``workflow_event`` row."""
+
+    id: int
+    run_id: uuid.UUID
+    event_type: EventType
+    data: Any
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryEntry:
+    """A ``workflow_registry`` row this worker upserts at start."""
+
+    workflow_name: str
+    description: str | None = None
+    runtime: str = "python"

@@ -1,0 +1,203 @@
+"""The plugin author's API: :class:`Plugin`, the ``@plugin.executor`` decorator, :class:`Run`.
+
+A plugin package exposes a :class:`Plugin` through the entry-point group ``workfleet.plugins``::
+
+    plugin = workfleet.Plugin("billing")
+
+    @plugin.executor("billing.invoice.v1", payload=InvoicePayload, timeout=60, max_attempts=5)
+    async def invoice(run: workfleet.Run[InvoicePayload]) -> dict[str, str]: ...
+
+Async executors receive a :class:`Run`; sync executors run in a thread and receive a
+:class:`SyncRun`, whose ``heartbeat`` blocks instead of being awaited.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import threading
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
+
+import structlog
+from pydantic import BaseModel
+
+from workfleet.patterns import TypePattern
+from workfleet.retry import Backoff
+
+P = TypeVar("P")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class LeaseHandle(Protocol):
+    """What a run needs from the runtime to extend its own lease."""
+
+    async def extend(self, seconds: float) -> bool:
+        """Extend the lease by ``seconds``; False when the lease is no longer held."""
+        ...
+
+
+class _RunBase(Generic[P]):
+    __slots__ = ("_handle", "attempt", "id", "log", "max_attempts", "payload", "raw_payload",
+                 "type")
+
+    def __init__(
+        self,
+        *,
+        id: uuid.UUID,  # noqa: A002 - mirrors the column name
+        type: str,  # noqa: A002
+        payload: P,
+        raw_payload: Any,
+        attempt: int,
+        max_attempts: int,
+        handle: LeaseHandle,
+        log: structlog.typing.FilteringBoundLogger,
+    ) -> None:
+        self.id = id
+        self.type = type
+        self.payload = payload
+        self.raw_payload = raw_payload
+        self.attempt = attempt  # 1 on the first try, 2 on the first retry, ...
+        self.max_attempts = max_attempts
+        self._handle = handle
+        self.log = log
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self.attempt >= self.max_attempts
+
+
+class Run(_RunBase[P]):
+    """One execution of a run, handed to an async executor.
+
+    ``cancelled`` is set when the run is cancelled (or its lease is lost); the executor should
+    stop at its next safe point. After the worker's grace period its task is cancelled anyway.
+    """
+
+    __slots__ = ("cancelled",)
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.cancelled = asyncio.Event()
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled.is_set()
+
+    async def heartbeat(self, seconds: float) -> None:
+        """Extend this run's lease to at least ``seconds`` from now and audit it.
+
+        Automatic heartbeats already keep the lease alive; call this before a step that may
+        outlast the worker's lease. Sets ``cancelled`` when the lease is no longer held.
+        """
+        if not await self._handle.extend(seconds):
+            self.cancelled.set()
+
+
+class SyncRun(_RunBase[P]):
+    """One execution of a run, handed to a sync executor running in a worker thread."""
+
+    __slots__ = ("_loop", "cancelled")
+
+    def __init__(self, *, loop: asyncio.AbstractEventLoop, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._loop = loop
+        self.cancelled = threading.Event()
+
+    def is_cancelled(self) -> bool:
+        return self.cancelled.is_set()
+
+    def heartbeat(self, seconds: float) -> None:
+        """Blocking form of :meth:`Run.heartbeat`, for executors that run in a thread."""
+        future = asyncio.run_coroutine_threadsafe(self._handle.extend(seconds), self._loop)
+        if not future.result():
+            self.cancelled.set()
+
+
+AsyncExecutorFn = Callable[[Run[Any]], Awaitable[Any]]
+SyncExecutorFn = Callable[[SyncRun[Any]], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutorSpec:
+    """One registered executor and its policies (None: the worker's defaults)."""
+
+    pattern: TypePattern
+    fn: Callable[..., Any]
+    is_async: bool
+    plugin: str
+    payload_model: type[BaseModel] | None = None
+    timeout: float | None = None
+    max_attempts: int | None = None
+    backoff: Backoff | None = None
+    description: str | None = None
+
+    @property
+    def qualname(self) -> str:
+        return f"{getattr(self.fn, '__module__', '?')}.{getattr(self.fn, '__qualname__', '?')}"
+
+
+class Plugin:
+    """A named set of executors, published through the ``workfleet.plugins`` entry points."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+    ) -> None:
+        if not name:
+            raise ValueError("a plugin needs a name")
+        self.name = name
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.backoff = backoff
+        self.executors: list[ExecutorSpec] = []
+
+    def __repr__(self) -> str:
+        return f"Plugin({self.name!r}, executors={[str(e.pattern) for e in self.executors]})"
+
+    def executor(
+        self,
+        type_pattern: str,
+        *,
+        payload: type[BaseModel] | None = None,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+        description: str | None = None,
+    ) -> Callable[[F], F]:
+        """Register the decorated function for ``type_pattern`` (exact type or ``prefix.%``).
+
+        ``payload`` validates and parses the run's payload; invalid payloads fail the run at
+        once. ``max_attempts`` overrides the row's value; ``timeout`` is in seconds.
+        """
+        pattern = TypePattern.parse(type_pattern)
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"timeout for {type_pattern!r} must be positive")
+        if max_attempts is not None and max_attempts < 1:
+            raise ValueError(f"max_attempts for {type_pattern!r} must be at least 1")
+        if any(e.pattern == pattern for e in self.executors):
+            raise ValueError(f"plugin {self.name!r} registers {type_pattern!r} twice")
+
+        def register(fn: F) -> F:
+            doc = inspect.getdoc(fn)
+            self.executors.append(
+                ExecutorSpec(
+                    pattern=pattern,
+                    fn=fn,
+                    is_async=inspect.iscoroutinefunction(fn),
+                    plugin=self.name,
+                    payload_model=payload,
+                    timeout=timeout if timeout is not None else self.timeout,
+                    max_attempts=max_attempts if max_attempts is not None else self.max_attempts,
+                    backoff=backoff if backoff is not None else self.backoff,
+                    description=description or (doc.splitlines()[0] if doc else None),
+                )
+            )
+            return fn
+
+        return register

@@ -1,0 +1,180 @@
+"""The one settings model. Environment prefix ``WORKFLEET_``; ``__`` nests.
+
+Validation errors become :class:`ConfigError` naming the environment variable at fault, which the
+CLI turns into exit code 2.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from workfleet.dsn import ResolvedDsn, resolve_dsn, validate_schema_name
+from workfleet.errors import ConfigError
+from workfleet.patterns import TypePattern
+
+ENV_PREFIX = "WORKFLEET_"
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixSpec:
+    """One lease loop: a type pattern and its own concurrency (None: the default)."""
+
+    pattern: TypePattern
+    concurrency: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> PrefixSpec:
+        """Parse ``billing.%=8`` or ``notify.%``; the last ``=N`` with integer N is the limit."""
+        text = text.strip()
+        head, sep, tail = text.rpartition("=")
+        if sep and tail.strip().isdigit():
+            concurrency = int(tail)
+            if concurrency < 1:
+                raise ValueError(f"concurrency for {head!r} must be at least 1")
+            return cls(TypePattern.parse(head.strip()), concurrency)
+        return cls(TypePattern.parse(text), None)
+
+    def __str__(self) -> str:
+        return f"{self.pattern}={self.concurrency}" if self.concurrency else str(self.pattern)
+
+
+def _default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+class Settings(BaseSettings):
+    """Worker and CLI configuration, validated once at start-up."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WORKFLEET_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="PostgreSQL URL; ?schema= or ?search_path= selects the schema.",
+    )
+    db_schema: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WORKFLEET_SCHEMA", "db_schema"),
+        description="Schema of the workflow tables (default: from the URL, else 'workflow').",
+    )
+    prefixes: Annotated[list[PrefixSpec], NoDecode] = Field(
+        default_factory=list,
+        description="Lease loops: 'billing.%=8,notify.%'. Empty: every type the plugins execute.",
+    )
+    concurrency: int = Field(default=10, ge=1, le=10_000)
+    worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=200)
+
+    lease_seconds: float = Field(default=30.0, gt=0, le=86_400)
+    heartbeat_seconds: float | None = Field(default=None, gt=0)
+    poll_interval: float = Field(default=5.0, gt=0, le=3600)
+    fetch_cooldown: float = Field(default=0.01, ge=0, le=60)
+    poll_only: bool = False
+    drain_timeout: float = Field(default=30.0, ge=0)
+    cancel_grace: float = Field(default=5.0, ge=0)
+
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int | None = Field(default=None, ge=1)
+    connect_timeout: float = Field(default=10.0, gt=0)
+
+    http_enabled: bool = True
+    http_host: str = "0.0.0.0"  # noqa: S104 - a worker in a pod serves probes on all interfaces
+    http_port: int = Field(default=9464, ge=0, le=65535)
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    schedules_enabled: bool = True
+    schedule_interval: float = Field(default=10.0, gt=0)
+    maintenance_enabled: bool = True
+    maintenance_interval: float = Field(default=60.0, gt=0)
+    sweep_interval: float = Field(default=5.0, gt=0)
+    retention_succeeded_days: float = Field(default=7.0, ge=0)
+    retention_cancelled_days: float = Field(default=7.0, ge=0)
+    retention_failed_days: float = Field(default=30.0, ge=0)
+
+    skip_broken_plugins: bool = False
+
+    @field_validator("prefixes", mode="before")
+    @classmethod
+    def _split_prefixes(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            return [PrefixSpec.parse(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("db_schema")
+    @classmethod
+    def _check_schema(cls, value: str | None) -> str | None:
+        return None if value is None else validate_schema_name(value)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    # --- derived ------------------------------------------------------------------------------
+
+    def resolved_dsn(self) -> ResolvedDsn:
+        """The libpq conninfo and schema; ``WORKFLEET_SCHEMA`` beats the URL's schema."""
+        if self.database_url is None:
+            raise ConfigError(
+                "no database configured: set WORKFLEET_DATABASE_URL (or DATABASE_URL)",
+                env_var="WORKFLEET_DATABASE_URL",
+            )
+        try:
+            resolved = resolve_dsn(self.database_url.get_secret_value())
+        except ValueError as exc:
+            raise ConfigError(
+                f"WORKFLEET_DATABASE_URL is invalid: {exc}", env_var="WORKFLEET_DATABASE_URL"
+            ) from None
+        if self.db_schema is not None:
+            return ResolvedDsn(resolved.conninfo, self.db_schema, schema_from_dsn=False)
+        return resolved
+
+    @property
+    def schema_name(self) -> str:
+        return self.resolved_dsn().schema
+
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_seconds or self.lease_seconds / 3.0
+
+
+def env_var_for(loc: tuple[int | str, ...]) -> str:
+    """The environment variable a pydantic error location refers to."""
+    field = str(loc[0]) if loc else ""
+    aliases = {"database_url": "WORKFLEET_DATABASE_URL", "db_schema": "WORKFLEET_SCHEMA"}
+    if field in aliases:
+        return aliases[field]
+    if field.startswith(ENV_PREFIX) or field == "DATABASE_URL":
+        return field
+    return ENV_PREFIX + "__".join(str(p).upper() for p in loc if isinstance(p, str))
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment plus ``overrides`` (CLI flags).
+
+    Raises :class:`ConfigError` whose message names the environment variable at fault.
+    """
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        var = env_var_for(tuple(first["loc"]))
+        problems = "; ".join(
+            f"{env_var_for(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid configuration: {problems}", env_var=var) from None
