@@ -26,7 +26,7 @@ class ResolvedDsn:
 
 def _first_schema(value: str) -> str:
     # search_path may list several schemas ("workflow,public"); ours is the first one
-    first = value.split(",")[0].strip().strip('"')
+    first = value.split(",", maxsplit=1)[0].strip().strip('"')
     return first
 
 

@@ -81,7 +81,9 @@ def claim_filter(
     for p in sorted(prefixes, key=lambda x: len(x.prefix)):
         if not any(p.prefix.startswith(k.prefix) for k in kept):
             kept.append(p)
-    exact = sorted(p.prefix for p in parts if not p.wildcard and not any(k.matches(p.prefix) for k in kept))
+    exact = sorted(
+        p.prefix for p in parts if not p.wildcard and not any(k.matches(p.prefix) for k in kept)
+    )
     return exact, [k.like() for k in kept]
 
 

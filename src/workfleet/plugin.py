@@ -46,8 +46,8 @@ class _RunBase(Generic[P]):
     def __init__(
         self,
         *,
-        id: uuid.UUID,  # noqa: A002 - mirrors the column name
-        type: str,  # noqa: A002
+        id: uuid.UUID,
+        type: str,
         payload: P,
         raw_payload: Any,
         attempt: int,

@@ -58,7 +58,7 @@ def load_plugin(found: FoundPlugin) -> Plugin:
     """Import one entry point and validate it is a :class:`Plugin`."""
     try:
         obj = metadata.EntryPoint(found.name, found.value, ENTRY_POINT_GROUP).load()
-    except Exception as exc:  # noqa: BLE001 - any import failure is reported, not crashed on
+    except Exception as exc:
         raise PluginError(
             f"cannot load {found.describe()}: {type(exc).__name__}: {exc}",
             distribution=found.distribution,

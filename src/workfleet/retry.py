@@ -22,7 +22,7 @@ class Backoff(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class QuadraticBackoff:
-    """The seed's default: ``attempt² × unit`` seconds plus 0-``jitter`` (10 %) extra.
+    """The seed's default: ``attempt² x unit`` seconds plus 0-``jitter`` (10 %) extra.
 
     With ``unit=60`` this is 1 min, 4 min, 9 min ... as in simple-workflow.
     """
@@ -41,7 +41,7 @@ class QuadraticBackoff:
 
 @dataclass(frozen=True, slots=True)
 class ExponentialBackoff:
-    """``base × factor^(attempt-1)`` seconds, capped at ``cap``, plus 0-``jitter`` extra."""
+    """``base x factor^(attempt-1)`` seconds, capped at ``cap``, plus 0-``jitter`` extra."""
 
     base: float = 1.0
     factor: float = 2.0

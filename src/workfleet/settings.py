@@ -174,7 +174,5 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         first = exc.errors()[0]
         var = env_var_for(tuple(first["loc"]))
-        problems = "; ".join(
-            f"{env_var_for(tuple(e['loc']))}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{env_var_for(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ConfigError(f"invalid configuration: {problems}", env_var=var) from None

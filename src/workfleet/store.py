@@ -61,7 +61,11 @@ class RunStore(Protocol):
         ...
 
     async def next_due(self, filt: ClaimFilter) -> float | None:
-        """Seconds until the earliest pending run matching ``filt`` is due (<= 0: due now)."""
+        """Seconds until the earliest *future* pending run matching ``filt`` is due.
+
+        Runs due now are ignored (an unclaimed one is row-locked by another worker) and so are
+        types disabled in the registry; None when there is no such run.
+        """
         ...
 
     async def complete_many(

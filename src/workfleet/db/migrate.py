@@ -101,9 +101,7 @@ async def migrate(conninfo: str, schema: str) -> list[Migration]:
                     if migration.version in done:
                         continue
                     async with conn.transaction():
-                        await conn.execute(
-                            sql.SQL("SET LOCAL search_path TO {}").format(ident)
-                        )
+                        await conn.execute(sql.SQL("SET LOCAL search_path TO {}").format(ident))
                         await conn.execute(migration.sql.encode())
                         await conn.execute(
                             sql.SQL(

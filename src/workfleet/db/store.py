@@ -71,10 +71,12 @@ class PgStore:
 
     async def _fetch(self, name: str, params: dict[str, Any]) -> list[Row]:
         try:
-            async with self.pool.connection() as conn:
-                async with conn.cursor(row_factory=dict_row) as cur:
-                    await cur.execute(self.q[name], params)
-                    return await cur.fetchall() if cur.description else []
+            async with (
+                self.pool.connection() as conn,
+                conn.cursor(row_factory=dict_row) as cur,
+            ):
+                await cur.execute(self.q[name], params)
+                return await cur.fetchall() if cur.description else []
         except psycopg.Error as exc:
             raise StoreError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
 
@@ -218,8 +220,11 @@ class PgStore:
     ) -> list[RunRecord]:
         rows = await self._fetch(
             "list_runs",
-            {"status": None if status is None else str(status), "type_like": type_like,
-             "limit": limit},
+            {
+                "status": None if status is None else str(status),
+                "type_like": type_like,
+                "limit": limit,
+            },
         )
         return [_record(r) for r in rows]
 
@@ -238,8 +243,11 @@ class PgStore:
     ) -> bool:
         rows = await self._fetch(
             "redrive",
-            {"id": run_id, "from_statuses": [str(s) for s in from_statuses],
-             "schema_name": self.schema},
+            {
+                "id": run_id,
+                "from_statuses": [str(s) for s in from_statuses],
+                "schema_name": self.schema,
+            },
         )
         return bool(rows)
 

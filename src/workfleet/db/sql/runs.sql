@@ -40,12 +40,18 @@ SELECT c.*, now() AS claimed_at FROM claimed c ORDER BY c.priority, c.created_at
 
 -- name: next_due
 -- When the loop found less work than it had slots: the earliest future run it could claim,
--- so it sleeps until then instead of a full poll interval.
+-- so it sleeps until then instead of a full poll interval. Runs due now are not counted:
+-- if one was not claimed, another worker holds its row lock.
 SELECT min(r.run_at) AS next_run_at, now() AS db_now
 FROM {schema}.workflow_run r
 WHERE r.status = 'pending'
   AND r.deleted_at IS NULL
-  AND (r.type = ANY(%(exact)s::text[]) OR r.type LIKE ANY(%(likes)s::text[]));
+  AND r.run_at > now()
+  AND (r.type = ANY(%(exact)s::text[]) OR r.type LIKE ANY(%(likes)s::text[]))
+  AND NOT EXISTS (
+      SELECT 1 FROM {schema}.workflow_registry g
+      WHERE g.workflow_name = r.type AND NOT g.is_enabled
+  );
 
 -- name: complete_many
 -- Write a batch of outcomes. Fenced: only rows still leased by this worker at the attempt it

@@ -1,0 +1,141 @@
+"""``workfleet dev``: a worker on an embedded PostgreSQL, migrated, with demo runs.
+
+With no database URL configured it starts ``pgserver`` (a PostgreSQL build shipped as a Python
+package) with its data under ``--data-dir``; with ``DATABASE_URL`` set it uses that database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from workfleet.errors import ConfigError
+from workfleet.models import NewRun
+
+DEMO_RUNS = [
+    NewRun("content.thumbnail.v1", {"content_id": "img123", "width": 300, "height": 200}),
+    NewRun(
+        "billing.invoice.v1", {"invoice_id": "INV-001", "amount": 150.00, "customer_id": "CUST-123"}
+    ),
+    NewRun(
+        "billing.payment.v1", {"payment_id": "PAY-001", "amount": 15000.00, "method": "credit_card"}
+    ),
+    NewRun(
+        "media.video.v1", {"video_id": "vid123", "operations": ["transcode", "thumbnail", "upload"]}
+    ),
+    NewRun(
+        "notify.email.v1",
+        {"to": "user@example.com", "subject": "Welcome!", "body": "Thanks for signing up"},
+    ),
+    NewRun("notify.sms.v1", {"phone": "+1234567890", "message": "Your code is 123456"}),
+    NewRun(
+        "notify.push.v1",
+        {"user_id": "user123", "title": "New Message", "body": "You have a new message"},
+    ),
+]
+
+
+def start_embedded(data_dir: str) -> str:
+    """Start (or reuse) the embedded server under ``data_dir``; return its URL."""
+    try:
+        import pgserver
+    except ImportError:
+        raise ConfigError(
+            "no database configured and the embedded server is not installed: set "
+            "WORKFLEET_DATABASE_URL, or `pip install 'workfleet[embedded]'`",
+            env_var="WORKFLEET_DATABASE_URL",
+        ) from None
+    path = Path(data_dir).resolve()
+    path.mkdir(parents=True, exist_ok=True)
+    server = pgserver.get_server(str(path), cleanup_mode="stop")
+    return str(server.get_uri())
+
+
+def banner(url: str, schema: str, http_port: int | None, embedded: bool) -> str:
+    exe = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "workfleet"
+    cmd = exe if exe == "workfleet" else "workfleet"
+    quoted = shlex.quote(url)
+    lines = [
+        "",
+        "workfleet dev is running" + (" on an embedded PostgreSQL" if embedded else ""),
+        f"  database:  {url if embedded else '(from DATABASE_URL)'}  schema {schema}",
+    ]
+    if http_port is not None:
+        lines.append(
+            f"  metrics:   http://127.0.0.1:{http_port}/metrics   "
+            f"(probes: /livez /readyz /startupz)"
+        )
+    lines += [
+        "",
+        "In another terminal:",
+        f"  export DATABASE_URL={quoted}" if embedded else "  (DATABASE_URL as set here)",
+        f"  .venv/bin/{cmd} enqueue content.thumbnail.v1 "
+        '\'{"content_id": "img456", "width": 640, "height": 480}\'',
+        f"  .venv/bin/{cmd} status",
+        f"  .venv/bin/{cmd} inspect <run id>",
+        f'  psql "$DATABASE_URL" -c "SET search_path TO {schema}; INSERT INTO workflow_run '
+        '(type, payload) VALUES (\'notify.sms.v1\', \'{\\"phone\\": \\"+15550100\\", '
+        '\\"message\\": \\"hi\\"}\')"',
+        "",
+        "Ctrl-C stops the worker gracefully.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+async def dev(args: argparse.Namespace) -> int:
+    from workfleet.cli.main import overrides
+    from workfleet.db.migrate import migrate
+    from workfleet.db.store import PgStore
+    from workfleet.observability.logging import configure_logging
+    from workfleet.plugins import discover
+    from workfleet.runtime.worker import Worker, serve
+    from workfleet.settings import load_settings
+
+    given = overrides(args)
+    settings = load_settings(**given)
+    embedded = settings.database_url is None
+    if embedded:
+        url = await asyncio.to_thread(start_embedded, args.data_dir)
+        settings = load_settings(**{**given, "database_url": url})
+    else:
+        url = settings.database_url.get_secret_value() if settings.database_url else ""
+    configure_logging(settings.log_format, settings.log_level)
+    resolved = settings.resolved_dsn()
+    await migrate(resolved.conninfo, resolved.schema)
+    discovery = discover(skip_broken=True)
+    for failure in discovery.failures:
+        print(f"workfleet: warning: skipped plugin: {failure.error}", file=sys.stderr)
+    if not len(discovery.registry):
+        raise ConfigError(
+            "no executors found: install plugins, e.g. `pip install -e plugins/workfleet-examples`"
+        )
+    background: set[asyncio.Task[Any]] = set()
+
+    def started(worker: Worker) -> None:
+        async def after_start() -> None:
+            while not worker.health.started:
+                await asyncio.sleep(0.05)
+            port = worker.http.port if worker.http else None
+            print(banner(url, resolved.schema, port, embedded), file=sys.stderr, flush=True)
+            if not args.no_demo:
+                store = PgStore_from(worker)
+                if store is not None:
+                    runs = [r for r in DEMO_RUNS if discovery.registry.resolve(r.type)]
+                    done = await store.enqueue_many(runs)
+                    print(f"enqueued {len(done)} demo runs", file=sys.stderr, flush=True)
+
+        task = asyncio.create_task(after_start())
+        background.add(task)
+        task.add_done_callback(background.discard)
+
+    def PgStore_from(worker: Worker) -> PgStore | None:  # noqa: N802
+        engine = worker.engine
+        store = getattr(engine, "store", None)
+        return store if isinstance(store, PgStore) else None
+
+    return await serve(settings, discovery, on_started=started)

@@ -1,0 +1,112 @@
+"""The LISTEN connection: one per worker, outside the pool, reconnecting by itself.
+
+NOTIFY is a hint and polling is the truth: a lost notification only delays a run until the
+next poll, and after every (re)connect the runtime is told to look again because notifications
+sent while it was disconnected are gone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+
+def channel_name(schema: str) -> str:
+    """The channel the triggers of ``schema`` notify on."""
+    return f"workfleet:{schema}"
+
+
+class Listener:
+    """Delivers ``i:<type>`` (inserted) and ``c:<run id>`` (cancelled) notifications."""
+
+    def __init__(
+        self,
+        conninfo: str,
+        schema: str,
+        *,
+        on_inserted: Callable[[str], None],
+        on_cancelled: Callable[[uuid.UUID], None],
+        on_connected: Callable[[bool], None],
+        on_disconnected: Callable[[], None],
+        log: Any,
+        keepalive: float = 30.0,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.conninfo = conninfo
+        self.channel = channel_name(schema)
+        self.on_inserted = on_inserted
+        self.on_cancelled = on_cancelled
+        self.on_connected = on_connected
+        self.on_disconnected = on_disconnected
+        self.log = log
+        self.keepalive = keepalive
+        self.connect_timeout = connect_timeout
+        self.connected = False
+        self.reconnects = 0
+        self._stopping = False
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+
+    def dispatch(self, payload: str) -> None:
+        kind, _, rest = payload.partition(":")
+        if kind == "i" and rest:
+            self.on_inserted(rest)
+        elif kind == "c":
+            try:
+                run_id = uuid.UUID(rest)
+            except ValueError:
+                self.log.warning("ignoring malformed cancellation notification")
+                return
+            self.on_cancelled(run_id)
+
+    async def run(self) -> None:
+        """Listen until :meth:`stop`; reconnect with jittered backoff on any connection error."""
+        delay = 0.5
+        ever_connected = False
+        while not self._stopping:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self.conninfo, autocommit=True, connect_timeout=int(self.connect_timeout)
+                ) as conn:
+                    self._conn = conn
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))
+                    self.connected = True
+                    if ever_connected:
+                        self.reconnects += 1
+                        self.log.info("listener reconnected", reconnects=self.reconnects)
+                    self.on_connected(ever_connected)
+                    ever_connected = True
+                    delay = 0.5
+                    while not self._stopping:
+                        async for notify in conn.notifies(timeout=self.keepalive):
+                            self.dispatch(notify.payload)
+                        if not self._stopping:
+                            # a quiet channel: prove the connection is still alive
+                            await conn.execute("SELECT 1")
+            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                if self._stopping:
+                    break
+                if self.connected or not ever_connected:
+                    self.log.warning(
+                        "listener connection lost; polling until it is back",
+                        error=str(exc).strip().splitlines()[0] if str(exc) else "",
+                        retry_in=round(delay, 2),
+                    )
+            finally:
+                self._conn = None
+                if self.connected:
+                    self.connected = False
+                    self.on_disconnected()
+            if self._stopping:
+                break
+            await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
+            delay = min(delay * 2, 30.0)
+
+    def stop(self) -> None:
+        """Stop after the current wait; the owner also cancels the task running :meth:`run`."""
+        self._stopping = True

@@ -1,0 +1,65 @@
+"""structlog configuration: JSON in containers, console on a TTY.
+
+Run log lines carry ``run_id``, ``type``, ``attempt`` and ``worker_id`` (bound per run). Payloads
+are never logged by workfleet itself, and DSN passwords are redacted by a processor so that even
+an exception message that quotes a connection string cannot leak one.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import MutableMapping
+from typing import Any, Literal
+
+import structlog
+
+from workfleet.dsn import redact
+
+LogFormat = Literal["auto", "json", "console"]
+
+
+def _redact_processor(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    for key, value in event_dict.items():
+        if isinstance(value, str) and ("://" in value or "password" in value.lower()):
+            event_dict[key] = redact(value)
+    return event_dict
+
+
+def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
+    """Configure structlog (and the stdlib root logger) once for the process."""
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    numeric = logging.getLevelName(level.upper())
+    if not isinstance(numeric, int):
+        numeric = logging.INFO
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _redact_processor,
+    ]
+    renderer: Any
+    if use_json:
+        shared.append(structlog.processors.format_exc_info)
+        renderer = structlog.processors.JSONRenderer()
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(
+        level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
+    )
+    # psycopg_pool logs every reconnect attempt at WARNING; our own lines say it better
+    logging.getLogger("psycopg.pool").setLevel(max(numeric, logging.ERROR))
+
+
+def get_logger(**bound: Any) -> structlog.typing.FilteringBoundLogger:
+    """A logger with ``bound`` key/values attached."""
+    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(**bound)
+    return logger

@@ -1,0 +1,153 @@
+"""Prometheus metrics: an :class:`Observer` writing into an injected ``CollectorRegistry``.
+
+Names use the ``workfleet_`` prefix, base units and ``_total`` counters; labels are bounded
+(``prefix``, ``type``, ``outcome``, ``source``), never run ids or error text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from workfleet.models import Outcome
+from workfleet.runtime.observer import NullObserver, WakeSource
+
+_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
+_WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+
+
+class Metrics(NullObserver):
+    """The worker's metrics. Create one per registry (tests pass a fresh registry)."""
+
+    def __init__(self, registry: CollectorRegistry, version: str) -> None:
+        self.registry = registry
+        self.claimed_total = Counter(
+            "workfleet_runs_claimed", "Runs leased by this worker.", ["prefix"], registry=registry
+        )
+        self.finished_total = Counter(
+            "workfleet_runs_finished",
+            "Executions finished, by outcome.",
+            ["prefix", "type", "outcome"],
+            registry=registry,
+        )
+        self.run_duration = Histogram(
+            "workfleet_run_duration_seconds",
+            "Executor wall time per execution.",
+            ["prefix", "type"],
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.queue_wait = Histogram(
+            "workfleet_queue_wait_seconds",
+            "Time from run_at (due) to start.",
+            ["prefix", "type"],
+            buckets=_WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.in_flight_gauge = Gauge(
+            "workfleet_runs_in_flight", "Runs executing now.", ["prefix"], registry=registry
+        )
+        self.concurrency_gauge = Gauge(
+            "workfleet_concurrency",
+            "Configured concurrency of the lease loop.",
+            ["prefix"],
+            registry=registry,
+        )
+        self.claim_duration = Histogram(
+            "workfleet_claim_duration_seconds",
+            "Duration of one claim statement.",
+            ["prefix"],
+            buckets=_DURATION_BUCKETS,
+            registry=registry,
+        )
+        self.claim_errors = Counter(
+            "workfleet_claim_errors",
+            "Claims that failed (database errors).",
+            ["prefix"],
+            registry=registry,
+        )
+        self.wakeups = Counter(
+            "workfleet_wakeups",
+            "Lease-loop wake-ups by source.",
+            ["prefix", "source"],
+            registry=registry,
+        )
+        self.listener_up = Gauge(
+            "workfleet_listener_connected",
+            "1 while the LISTEN connection is up.",
+            registry=registry,
+        )
+        self.listener_reconnects = Counter(
+            "workfleet_listener_reconnects",
+            "LISTEN connection re-establishments.",
+            registry=registry,
+        )
+        self.heartbeats = Counter(
+            "workfleet_heartbeats",
+            "Batched lease extensions (one per statement).",
+            registry=registry,
+        )
+        self.lease_losses = Counter(
+            "workfleet_lease_losses",
+            "Runs whose lease was lost while executing.",
+            ["prefix"],
+            registry=registry,
+        )
+        self.build = Info("workfleet_build", "Build information.", registry=registry)
+        self.build.info({"version": version})
+
+    def claimed(self, prefix: str, count: int, seconds: float) -> None:
+        self.claim_duration.labels(prefix).observe(seconds)
+        if count:
+            self.claimed_total.labels(prefix).inc(count)
+
+    def claim_failed(self, prefix: str) -> None:
+        self.claim_errors.labels(prefix).inc()
+
+    def run_started(self, prefix: str, run_type: str, queue_wait: float) -> None:
+        self.queue_wait.labels(prefix, run_type).observe(max(queue_wait, 0.0))
+
+    def run_finished(self, prefix: str, run_type: str, outcome: Outcome, seconds: float) -> None:
+        self.finished_total.labels(prefix, run_type, str(outcome)).inc()
+        self.run_duration.labels(prefix, run_type).observe(seconds)
+
+    def woke(self, prefix: str, source: WakeSource) -> None:
+        self.wakeups.labels(prefix, source).inc()
+
+    def in_flight(self, prefix: str, count: int, concurrency: int) -> None:
+        self.in_flight_gauge.labels(prefix).set(count)
+        self.concurrency_gauge.labels(prefix).set(concurrency)
+
+    def heartbeat(self, count: int) -> None:
+        self.heartbeats.inc()
+
+    def lease_lost(self, prefix: str) -> None:
+        self.lease_losses.labels(prefix).inc()
+
+    def listener(self, connected: bool, reconnect: bool) -> None:
+        self.listener_up.set(1 if connected else 0)
+        if reconnect:
+            self.listener_reconnects.inc()
+
+
+class PoolCollector(Collector):
+    """Reads ``pool.get_stats()`` at scrape time: no patching of the pool."""
+
+    def __init__(self, get_stats: Callable[[], dict[str, Any]]) -> None:
+        self.get_stats = get_stats
+
+    def collect(self) -> Iterable[GaugeMetricFamily]:
+        stats = self.get_stats()
+        family = GaugeMetricFamily(
+            "workfleet_pool_connections",
+            "Connection pool statistics (psycopg_pool).",
+            labels=["stat"],
+        )
+        for key in ("pool_min", "pool_max", "pool_size", "pool_available", "requests_waiting"):
+            if key in stats:
+                family.add_metric([key], float(stats[key]))
+        yield family

@@ -1,0 +1,335 @@
+"""The worker process: the composition root that wires the concrete pieces together.
+
+One process holds one connection pool, one LISTEN connection, one HTTP server and one lease
+loop per configured prefix. SIGTERM (or SIGINT) starts a graceful stop: readiness goes false,
+fetching stops, in-flight runs drain for up to ``drain_timeout``, the rest are cancelled and
+their leases released; the process then exits 0. A second signal skips the drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+from prometheus_client import CollectorRegistry
+from psycopg_pool import AsyncConnectionPool
+from workfleet.db.admin import AdminStore
+
+from workfleet import __version__
+from workfleet.db.listener import Listener
+from workfleet.db.migrate import require_schema
+from workfleet.db.store import PgStore
+from workfleet.errors import ConfigError, StoreError
+from workfleet.models import RegistryEntry
+from workfleet.observability.http import Health, HttpServer, LoopWatchdog
+from workfleet.observability.logging import get_logger
+from workfleet.observability.metrics import Metrics, PoolCollector
+from workfleet.patterns import TypePattern
+from workfleet.plugins import Discovery
+from workfleet.runtime.engine import Engine, EngineConfig, LoopConfig
+from workfleet.runtime.maintenance import MaintenanceConfig, maintenance_loop, ticker_loop
+from workfleet.runtime.observer import FanOut, NullObserver, Observer
+from workfleet.settings import Settings
+
+
+def loop_configs(settings: Settings, discovery: Discovery) -> list[LoopConfig]:
+    """The lease loops to run; raise ConfigError for a prefix no executor can serve."""
+    specs = settings.prefixes or []
+    if not specs:
+        return [LoopConfig(TypePattern.parse("%"), settings.concurrency)]
+    loops = []
+    patterns = discovery.registry.patterns
+    for spec in specs:
+        if not any(spec.pattern.intersect(p) for p in patterns):
+            raise ConfigError(
+                f"prefix {str(spec.pattern)!r} matches no executor of the installed plugins "
+                f"(executors: {', '.join(map(str, patterns)) or 'none'})",
+                env_var="WORKFLEET_PREFIXES",
+            )
+        loops.append(LoopConfig(spec.pattern, spec.concurrency or settings.concurrency))
+    return loops
+
+
+async def open_pool(settings: Settings, conninfo: str, max_size: int) -> AsyncConnectionPool[Any]:
+    """Open the shared pool or raise StoreError naming the (redacted) problem."""
+    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
+        conninfo,
+        min_size=min(settings.pool_min_size, max_size),
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True},
+        timeout=settings.connect_timeout,
+        name="workfleet",
+    )
+    try:
+        await pool.open(wait=True, timeout=settings.connect_timeout)
+    except (psycopg.Error, TimeoutError, psycopg.pool.PoolTimeout) as exc:  # type: ignore[attr-defined]
+        await pool.close()
+        raise StoreError(f"cannot connect to the database: {type(exc).__name__}") from exc
+    return pool
+
+
+class Worker:
+    """Everything one ``workfleet worker`` process runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        discovery: Discovery,
+        *,
+        observer: Observer | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.discovery = discovery
+        self.loops = loop_configs(settings, discovery)
+        self.resolved = settings.resolved_dsn()
+        self.log = get_logger(worker_id=settings.worker_id)
+        self.registry = registry or CollectorRegistry()
+        self.metrics = Metrics(self.registry, __version__)
+        self._db = _DbHealth()
+        self.observer: Observer = FanOut(
+            [self.metrics, self._db, *([observer] if observer else [])]
+        )
+        self.health = Health()
+        self.watchdog = LoopWatchdog()
+        self.engine: Engine | None = None
+        self.listener: Listener | None = None
+        self.http: HttpServer | None = None
+        self._stop = asyncio.Event()
+        self._signals = 0
+        self._fast = False
+
+    # --- signals ---------------------------------------------------------------------------------
+
+    def request_stop(self, fast: bool = False) -> None:
+        """Begin a graceful stop (``fast``: skip the drain)."""
+        self.health.draining = True
+        self._fast = self._fast or fast
+        self._stop.set()
+
+    def _on_signal(self, signame: str) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            self.log.info(
+                "stop requested; draining runs in flight",
+                signal=signame,
+                drain_timeout=self.settings.drain_timeout,
+            )
+            self.request_stop()
+        else:
+            self.log.warning("second stop signal: cancelling runs now", signal=signame)
+            self.request_stop(fast=True)
+            if self.engine is not None:
+                self.engine.force()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_signal, sig.name)
+
+    # --- running ---------------------------------------------------------------------------------
+
+    async def run(self) -> int:
+        s = self.settings
+        pool_max = s.pool_max_size or len(self.loops) + 4
+        pool = await open_pool(s, self.resolved.conninfo, pool_max)
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            async with pool.connection() as conn:
+                await require_schema(conn, self.resolved.schema)
+            store = PgStore(pool, self.resolved.schema)
+            admin = AdminStore(pool, self.resolved.schema)
+            self.registry.register(PoolCollector(pool.get_stats))
+            await store.upsert_registry(
+                [
+                    RegistryEntry(str(p), spec.description)
+                    for p, spec in sorted(self.discovery.registry.executors.items())
+                ]
+            )
+            await admin.register_worker(
+                s.worker_id,
+                socket.gethostname(),
+                os.getpid(),
+                __version__,
+                [str(p) for p in self.discovery.registry.patterns],
+            )
+            engine = Engine(
+                store, self.discovery.registry, self._engine_config(), self.observer, self.log
+            )
+            self.engine = engine
+            for lp in engine.loops:
+                self.observer.in_flight(lp.name, 0, lp.concurrency)
+            side_stop = asyncio.Event()
+            tasks.append(asyncio.create_task(self.watchdog.run(), name="watchdog"))
+            if not s.poll_only:
+                self.listener = self._make_listener(engine)
+                tasks.append(asyncio.create_task(self.listener.run(), name="listener"))
+            mcfg = self._maintenance_config()
+            if s.schedules_enabled:
+                tasks.append(
+                    asyncio.create_task(
+                        ticker_loop(admin, mcfg, engine.notify_inserted, side_stop, self.log),
+                        name="schedules",
+                    )
+                )
+            tasks.append(
+                asyncio.create_task(
+                    maintenance_loop(store, admin, mcfg, side_stop, self.log, engine.wake_all),
+                    name="maintenance",
+                )
+            )
+            self.health.db_ok = lambda: self._db.ok
+            self.health.listener_ok = lambda: self.listener is None or self.listener.connected
+            self.health.alive = self._alive
+            if s.http_enabled:
+                self.http = HttpServer(self.registry, self.health, s.http_host, s.http_port)
+                await self.http.start()
+            engine_task = asyncio.create_task(engine.run(), name="engine")
+            self.health.started = True
+            self.log.info(
+                "worker started",
+                prefixes=[f"{lp.name}={lp.concurrency}" for lp in engine.loops],
+                executors=[str(p) for p in self.discovery.registry.patterns],
+                schema=self.resolved.schema,
+                listen=not s.poll_only,
+                metrics=(f"http://{s.http_host}:{self.http.port}/metrics" if self.http else None),
+            )
+            await self._wait_stop_or_crash(engine_task, tasks)
+            await engine.stop(0.0 if self._fast else s.drain_timeout)
+            await engine_task
+            side_stop.set()
+            if self.listener is not None:
+                self.listener.stop()
+            try:
+                await admin.remove_worker(s.worker_id)
+            except StoreError as exc:
+                self.log.warning("could not deregister worker", error=str(exc))
+            self.log.info("worker stopped")
+            return 0
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.http is not None:
+                await self.http.stop()
+            await pool.close()
+
+    async def _wait_stop_or_crash(
+        self, engine_task: asyncio.Task[None], tasks: list[asyncio.Task[Any]]
+    ) -> None:
+        """Wait for a stop request; a side task that dies stops the worker loudly."""
+        stop_task = asyncio.create_task(self._stop.wait())
+        watched = {stop_task, engine_task, *tasks}
+        done, _ = await asyncio.wait(watched, return_when=asyncio.FIRST_COMPLETED)
+        stop_task.cancel()
+        for t in done:
+            if t is stop_task:
+                continue
+            exc = t.exception() if not t.cancelled() else None
+            self.log.error(
+                "background task ended unexpectedly; stopping", task=t.get_name(), error=repr(exc)
+            )
+            self.health.draining = True
+            raise RuntimeError(f"background task {t.get_name()} died: {exc!r}") from exc
+
+    def _alive(self) -> tuple[bool, str]:
+        if not self.watchdog.healthy():
+            return False, "event loop blocked"
+        engine = self.engine
+        if engine is not None:
+            for t in (*getattr(engine, "loop_tasks", []), *getattr(engine, "side_tasks", [])):
+                if t.done() and not engine.draining:
+                    return False, f"task {t.get_name()} died"
+        return True, "ok"
+
+    def _engine_config(self) -> EngineConfig:
+        s = self.settings
+        return EngineConfig(
+            worker_id=s.worker_id,
+            loops=self.loops,
+            lease_seconds=s.lease_seconds,
+            heartbeat_interval=s.heartbeat_interval,
+            poll_interval=s.poll_interval,
+            fetch_cooldown=s.fetch_cooldown,
+            drain_timeout=s.drain_timeout,
+            cancel_grace=s.cancel_grace,
+        )
+
+    def _maintenance_config(self) -> MaintenanceConfig:
+        s = self.settings
+        return MaintenanceConfig(
+            worker_id=s.worker_id,
+            schedule_interval=s.schedule_interval,
+            sweep_interval=s.sweep_interval,
+            maintenance_interval=s.maintenance_interval,
+            retention_succeeded_days=s.retention_succeeded_days,
+            retention_cancelled_days=s.retention_cancelled_days,
+            retention_failed_days=s.retention_failed_days,
+            schedules_enabled=s.schedules_enabled,
+            maintenance_enabled=s.maintenance_enabled,
+        )
+
+    def _make_listener(self, engine: Engine) -> Listener:
+        def connected(reconnect: bool) -> None:
+            self.observer.listener(True, reconnect)
+            engine.wake_all()
+
+        return Listener(
+            self.resolved.conninfo,
+            self.resolved.schema,
+            on_inserted=engine.notify_inserted,
+            on_cancelled=engine.notify_cancelled,
+            on_connected=connected,
+            on_disconnected=lambda: self.observer.listener(False, False),
+            log=self.log,
+            connect_timeout=self.settings.connect_timeout,
+        )
+
+
+class _DbHealth(NullObserver):
+    """Readiness input: the database answered the last claim."""
+
+    def __init__(self) -> None:
+        self.ok = True
+
+    def claimed(self, prefix: str, count: int, seconds: float) -> None:
+        self.ok = True
+
+    def claim_failed(self, prefix: str) -> None:
+        self.ok = False
+
+
+def stuck_executor_threads(wait: float = 1.0) -> list[str]:
+    """Executor threads still alive after shutdown (sync executors that ignored cancellation)."""
+    deadline = time.monotonic() + wait
+    stuck = []
+    for thread in threading.enumerate():
+        if thread.name.startswith("workfleet-exec") and thread.is_alive():
+            thread.join(max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():
+                stuck.append(thread.name)
+    return stuck
+
+
+async def serve(
+    settings: Settings,
+    discovery: Discovery,
+    *,
+    install_signals: bool = True,
+    on_started: Callable[[Worker], None] | None = None,
+) -> int:
+    """Run a worker until stopped; return the process exit code (0 after a graceful stop)."""
+    worker = Worker(settings, discovery)
+    if install_signals:
+        worker.install_signal_handlers()
+    if on_started is not None:
+        on_started(worker)
+    return await worker.run()
