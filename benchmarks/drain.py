@@ -76,8 +76,12 @@ async def main() -> None:
     url = database_url(args.database_url)
     schema = f"bench_{uuid.uuid4().hex[:8]}"
     settings = load_settings(
-        database_url=url, db_schema=schema, prefixes=[f"bench.%={args.concurrency}"],
-        http_enabled=False, schedules_enabled=False, poll_interval=2.0,
+        database_url=url,
+        db_schema=schema,
+        prefixes=[f"bench.%={args.concurrency}"],
+        http_enabled=False,
+        schedules_enabled=False,
+        poll_interval=2.0,
     )
     conninfo = settings.resolved_dsn().conninfo
     await migrate(conninfo, schema)
@@ -102,13 +106,16 @@ async def main() -> None:
             while await count_done(conn, schema) < args.runs:
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - t0
-            print(f"drained {args.runs} runs in {elapsed:.2f}s: "
-                  f"{args.runs / elapsed:,.0f} runs/s (concurrency {args.concurrency})")
+            print(
+                f"drained {args.runs} runs in {elapsed:.2f}s: "
+                f"{args.runs / elapsed:,.0f} runs/s (concurrency {args.concurrency})"
+            )
 
             for _ in range(args.latency_runs):
                 await conn.execute(
-                    sql.SQL("INSERT INTO {} (type, payload) VALUES ('bench.noop.v1', '{{}}')")
-                    .format(table)
+                    sql.SQL(
+                        "INSERT INTO {} (type, payload) VALUES ('bench.noop.v1', '{{}}')"
+                    ).format(table)
                 )
                 await asyncio.sleep(0.01)
             while await count_done(conn, schema) < args.runs + args.latency_runs:

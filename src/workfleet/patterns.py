@@ -17,7 +17,7 @@ MAX_PATTERN_LENGTH = 200
 
 @dataclass(frozen=True, slots=True, order=True)
 class TypePattern:
-    """A parsed pattern. ``prefix`` is literal; ``wildcard`` says whether a trailing ``%`` follows."""
+    """A parsed pattern: a literal ``prefix``, and whether a trailing ``%`` follows it."""
 
     prefix: str
     wildcard: bool

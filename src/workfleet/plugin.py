@@ -40,8 +40,16 @@ class LeaseHandle(Protocol):
 
 
 class _RunBase(Generic[P]):
-    __slots__ = ("_handle", "attempt", "id", "log", "max_attempts", "payload", "raw_payload",
-                 "type")
+    __slots__ = (
+        "_handle",
+        "attempt",
+        "id",
+        "log",
+        "max_attempts",
+        "payload",
+        "raw_payload",
+        "type",
+    )
 
     def __init__(
         self,

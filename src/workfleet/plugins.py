@@ -130,7 +130,9 @@ class Discovery:
 
 
 def discover(
-    *, skip_broken: bool = False, group: str = ENTRY_POINT_GROUP,
+    *,
+    skip_broken: bool = False,
+    group: str = ENTRY_POINT_GROUP,
     extra: Iterable[Plugin] = (),
 ) -> Discovery:
     """Find, load, validate and register every installed plugin (plus ``extra`` ones).

@@ -80,9 +80,7 @@ class RunStore(Protocol):
         """Extend held leases to at least now + ``lease_seconds``; report each lease's fate."""
         ...
 
-    async def extend_lease(
-        self, worker_id: str, lease: Lease, seconds: float
-    ) -> HeartbeatResult:
+    async def extend_lease(self, worker_id: str, lease: Lease, seconds: float) -> HeartbeatResult:
         """An executor's explicit heartbeat: extend one lease and write a ``heartbeat`` event."""
         ...
 

@@ -118,7 +118,7 @@ async def dev(args: argparse.Namespace) -> int:
 
     def started(worker: Worker) -> None:
         async def after_start() -> None:
-            while not worker.health.started:
+            while not worker.health.started:  # noqa: ASYNC110 - the flag is set once, at start
                 await asyncio.sleep(0.05)
             port = worker.http.port if worker.http else None
             print(banner(url, resolved.schema, port, embedded), file=sys.stderr, flush=True)

@@ -198,8 +198,11 @@ def _exit_past_stuck_threads(code: int) -> None:
 
     stuck = stuck_executor_threads()
     if stuck:
-        print(f"workfleet: warning: {len(stuck)} executor thread(s) still running; "
-              "exiting without them (their runs were released)", file=sys.stderr)
+        print(
+            f"workfleet: warning: {len(stuck)} executor thread(s) still running; "
+            "exiting without them (their runs were released)",
+            file=sys.stderr,
+        )
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)

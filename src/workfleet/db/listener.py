@@ -16,6 +16,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+LISTENER_APPLICATION_NAME = "workfleet-listener"
+
 
 def channel_name(schema: str) -> str:
     """The channel the triggers of ``schema`` notify on."""
@@ -71,7 +73,10 @@ class Listener:
         while not self._stopping:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                    self.conninfo, autocommit=True, connect_timeout=int(self.connect_timeout)
+                    self.conninfo,
+                    autocommit=True,
+                    connect_timeout=max(int(self.connect_timeout), 1),
+                    application_name=LISTENER_APPLICATION_NAME,
                 ) as conn:
                     self._conn = conn
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(self.channel)))

@@ -41,8 +41,7 @@ class Queries:
         self.schema = schema
         ident = sql.Identifier(schema)
         self._composed = {
-            name: sql.SQL(text).format(schema=ident)
-            for name, text in raw_queries().items()
+            name: sql.SQL(text).format(schema=ident) for name, text in raw_queries().items()
         }
 
     def __getitem__(self, name: str) -> sql.Composed:

@@ -20,9 +20,9 @@ from typing import Any
 import psycopg
 from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
-from workfleet.db.admin import AdminStore
 
 from workfleet import __version__
+from workfleet.db.admin import AdminStore
 from workfleet.db.listener import Listener
 from workfleet.db.migrate import require_schema
 from workfleet.db.store import PgStore
@@ -64,7 +64,7 @@ async def open_pool(settings: Settings, conninfo: str, max_size: int) -> AsyncCo
         min_size=min(settings.pool_min_size, max_size),
         max_size=max_size,
         open=False,
-        kwargs={"autocommit": True},
+        kwargs={"autocommit": True, "application_name": "workfleet"},
         timeout=settings.connect_timeout,
         name="workfleet",
     )
@@ -168,24 +168,7 @@ class Worker:
             for lp in engine.loops:
                 self.observer.in_flight(lp.name, 0, lp.concurrency)
             side_stop = asyncio.Event()
-            tasks.append(asyncio.create_task(self.watchdog.run(), name="watchdog"))
-            if not s.poll_only:
-                self.listener = self._make_listener(engine)
-                tasks.append(asyncio.create_task(self.listener.run(), name="listener"))
-            mcfg = self._maintenance_config()
-            if s.schedules_enabled:
-                tasks.append(
-                    asyncio.create_task(
-                        ticker_loop(admin, mcfg, engine.notify_inserted, side_stop, self.log),
-                        name="schedules",
-                    )
-                )
-            tasks.append(
-                asyncio.create_task(
-                    maintenance_loop(store, admin, mcfg, side_stop, self.log, engine.wake_all),
-                    name="maintenance",
-                )
-            )
+            tasks.extend(self._side_tasks(engine, store, admin, side_stop))
             self.health.db_ok = lambda: self._db.ok
             self.health.listener_ok = lambda: self.listener is None or self.listener.connected
             self.health.alive = self._alive
@@ -221,6 +204,23 @@ class Worker:
             if self.http is not None:
                 await self.http.stop()
             await pool.close()
+
+    def _side_tasks(
+        self, engine: Engine, store: PgStore, admin: AdminStore, stop: asyncio.Event
+    ) -> list[asyncio.Task[Any]]:
+        """Watchdog, listener, cron ticker and maintenance: started beside the engine."""
+        s = self.settings
+        tasks = [asyncio.create_task(self.watchdog.run(), name="watchdog")]
+        if not s.poll_only:
+            self.listener = self._make_listener(engine)
+            tasks.append(asyncio.create_task(self.listener.run(), name="listener"))
+        mcfg = self._maintenance_config()
+        if s.schedules_enabled:
+            ticker = ticker_loop(admin, mcfg, engine.notify_inserted, stop, self.log)
+            tasks.append(asyncio.create_task(ticker, name="schedules"))
+        maintenance = maintenance_loop(store, admin, mcfg, stop, self.log, engine.wake_all)
+        tasks.append(asyncio.create_task(maintenance, name="maintenance"))
+        return tasks
 
     async def _wait_stop_or_crash(
         self, engine_task: asyncio.Task[None], tasks: list[asyncio.Task[Any]]
