@@ -1,0 +1,61 @@
+-- Operations queries: live workers, status summary, retention. `{schema}` is the quoted schema.
+
+-- name: worker_register
+INSERT INTO {schema}.workfleet_worker (worker_id, hostname, pid, version, patterns)
+VALUES (%(worker_id)s, %(hostname)s, %(pid)s, %(version)s, %(patterns)s::text[])
+ON CONFLICT (worker_id) DO UPDATE
+SET hostname = EXCLUDED.hostname, pid = EXCLUDED.pid, version = EXCLUDED.version,
+    patterns = EXCLUDED.patterns, last_seen_at = now();
+
+-- name: worker_touch
+UPDATE {schema}.workfleet_worker SET last_seen_at = now() WHERE worker_id = %(worker_id)s;
+
+-- name: worker_remove
+DELETE FROM {schema}.workfleet_worker WHERE worker_id = %(worker_id)s;
+
+-- name: worker_prune
+DELETE FROM {schema}.workfleet_worker
+WHERE last_seen_at < now() - make_interval(secs => %(older_than)s)
+RETURNING worker_id;
+
+-- name: workers_live
+SELECT worker_id, hostname, pid, version, patterns, started_at, last_seen_at
+FROM {schema}.workfleet_worker
+WHERE last_seen_at >= now() - make_interval(secs => %(live_within)s)
+ORDER BY worker_id;
+
+-- name: status_counts
+SELECT type, status, count(*) AS count
+FROM {schema}.workflow_run
+WHERE deleted_at IS NULL
+GROUP BY type, status
+ORDER BY type, status;
+
+-- name: status_oldest_pending
+-- Due pending runs only: a run scheduled for tomorrow is not late.
+SELECT type, extract(epoch FROM now() - min(run_at))::float8 AS age_seconds, count(*) AS due
+FROM {schema}.workflow_run
+WHERE status = 'pending' AND deleted_at IS NULL AND run_at <= now()
+GROUP BY type
+ORDER BY type;
+
+-- name: leader_lock
+-- One pass of a leader-only task (ticker, retention) per database at a time: the lock is
+-- held until the surrounding transaction ends.
+SELECT pg_try_advisory_xact_lock(hashtextextended(%(key)s, 0)) AS locked, now() AS db_now;
+
+-- name: retention_delete
+-- One batch of finished runs past their retention, oldest first; events cascade.
+DELETE FROM {schema}.workflow_run
+WHERE id IN (
+    SELECT id FROM {schema}.workflow_run
+    WHERE status IN ('succeeded', 'failed', 'cancelled')
+      AND updated_at < now() - make_interval(secs => %(min_age)s)
+      AND ((status = 'succeeded' AND updated_at < now() - make_interval(secs => %(succeeded)s))
+        OR (status = 'cancelled' AND updated_at < now() - make_interval(secs => %(cancelled)s))
+        OR (status = 'failed' AND updated_at < now() - make_interval(secs => %(failed)s)))
+    ORDER BY updated_at
+    LIMIT %(batch)s
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING id;

@@ -1,0 +1,51 @@
+"""Cron schedules, pure: validation, the next fire time in a timezone, the idempotency key.
+
+Fire times are computed in the schedule's own IANA timezone (``0 9 * * *`` in Europe/Paris is
+09:00 Paris time in winter and in summer) and returned as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import croniter
+
+CRON_FIELDS = 5
+
+
+def validate_cron(expr: str) -> str:
+    """Return ``expr`` stripped if it is a valid 5-field cron expression, else ``ValueError``."""
+    text = " ".join(expr.split())
+    if len(text.split(" ")) != CRON_FIELDS:
+        raise ValueError(
+            f"cron expression {expr!r} must have 5 fields (minute hour day month weekday)"
+        )
+    if not croniter.is_valid(text):
+        raise ValueError(f"cron expression {expr!r} is not valid")
+    return text
+
+
+def validate_timezone(name: str) -> str:
+    """Return ``name`` if it is a known IANA timezone, else ``ValueError``."""
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown timezone {name!r} (use an IANA name such as Europe/Paris)"
+        ) from None
+    return name
+
+
+def next_fire(expr: str, tz: str, after: datetime) -> datetime:
+    """The first fire time strictly after ``after`` (aware), as an aware UTC datetime."""
+    zone = ZoneInfo(validate_timezone(tz))
+    local = after.astimezone(zone)
+    nxt: datetime = croniter(validate_cron(expr), local).get_next(datetime)
+    return nxt.astimezone(UTC)
+
+
+def schedule_key(schedule_id: uuid.UUID | str, fire_at: datetime) -> str:
+    """The run idempotency key of one firing: ``schedule:<id>:<unix seconds>``."""
+    return f"schedule:{schedule_id}:{int(fire_at.timestamp())}"
