@@ -19,7 +19,7 @@ from typing import Any
 
 import psycopg
 from prometheus_client import CollectorRegistry
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from workfleet import __version__
 from workfleet.db.admin import AdminStore
@@ -70,7 +70,7 @@ async def open_pool(settings: Settings, conninfo: str, max_size: int) -> AsyncCo
     )
     try:
         await pool.open(wait=True, timeout=settings.connect_timeout)
-    except (psycopg.Error, TimeoutError, psycopg.pool.PoolTimeout) as exc:  # type: ignore[attr-defined]
+    except (psycopg.Error, TimeoutError, PoolTimeout) as exc:
         await pool.close()
         raise StoreError(f"cannot connect to the database: {type(exc).__name__}") from exc
     return pool

@@ -1,0 +1,1 @@
+"""Example workfleet plugins reproducing the simple-workflow examples guide."""
