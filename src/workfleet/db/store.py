@@ -197,7 +197,10 @@ class PgStore:
         """Bind parameters of ``enqueue_many`` (shared with in-transaction submits)."""
         return {
             "types": [r.type for r in runs],
-            "payloads": [json.dumps(r.payload, allow_nan=False) for r in runs],
+            # no payload means an empty object, as the fake and the CLI treat it
+            "payloads": [
+                json.dumps({} if r.payload is None else r.payload, allow_nan=False) for r in runs
+            ],
             "priorities": [r.priority for r in runs],
             "run_ats": [r.run_at for r in runs],
             "delays": [r.delay for r in runs],
