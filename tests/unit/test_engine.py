@@ -1,0 +1,234 @@
+"""The runtime engine on the in-memory store: no database, no sleeps, test signals only."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import structlog
+
+from tests.waiting import eventually
+from workfleet import Fail, Plugin, Retry, Run, SyncRun
+from workfleet.models import NewRun, Outcome, RunStatus
+from workfleet.patterns import TypePattern
+from workfleet.plugins import ExecutorRegistry
+from workfleet.retry import ConstantBackoff
+from workfleet.runtime.engine import Engine, EngineConfig, LoopConfig
+from workfleet.runtime.observer import RecordingObserver
+from workfleet.testing import ManualClock, MemoryStore
+
+gate = asyncio.Event()
+concurrent_now = 0
+concurrent_max = 0
+
+
+def make_plugin() -> Plugin:
+    plugin = Plugin("unit", backoff=ConstantBackoff(0.0))
+
+    @plugin.executor("u.ok.v1")
+    async def ok(run: Run[Any]) -> dict[str, Any]:
+        return {"got": run.payload}
+
+    @plugin.executor("u.gated.v1")
+    async def gated(run: Run[Any]) -> None:
+        global concurrent_now, concurrent_max  # noqa: PLW0603 - test instrumentation
+        concurrent_now += 1
+        concurrent_max = max(concurrent_max, concurrent_now)
+        try:
+            await gate.wait()
+        finally:
+            concurrent_now -= 1
+
+    @plugin.executor("u.flaky.v1", max_attempts=3)
+    async def flaky(run: Run[Any]) -> str:
+        if run.attempt < 3:
+            raise RuntimeError(f"flake {run.attempt}")
+        return "third time"
+
+    @plugin.executor("u.retry.v1")
+    async def retry(run: Run[Any]) -> None:
+        raise Retry("later", after=0.0) if run.attempt == 1 else Fail("gave up")
+
+    @plugin.executor("u.slow.v1", timeout=0.05)
+    async def slow(run: Run[Any]) -> None:
+        await asyncio.Event().wait()
+
+    @plugin.executor("u.patient.v1")
+    async def patient(run: Run[Any]) -> str:
+        await run.cancelled.wait()
+        return "noticed"
+
+    @plugin.executor("u.thread.v1")
+    def in_thread(run: SyncRun[Any]) -> str:
+        return threading.current_thread().name
+
+    return plugin
+
+
+@pytest.fixture
+async def rig() -> AsyncIterator[tuple[Engine, MemoryStore, RecordingObserver, ManualClock]]:
+    global concurrent_now, concurrent_max  # noqa: PLW0603
+    concurrent_now = concurrent_max = 0
+    gate.clear()
+    clock = ManualClock()
+    store = MemoryStore(clock)
+    observer = RecordingObserver()
+    config = EngineConfig(
+        worker_id="w1",
+        loops=[LoopConfig(TypePattern.parse("u.%"), 3)],
+        poll_interval=3600,  # only signals wake the loop in these tests
+        fetch_cooldown=0,
+        cancel_grace=0.01,
+        drain_timeout=5,
+    )
+    engine = Engine(
+        store,
+        ExecutorRegistry.from_plugins([make_plugin()]),
+        config,
+        observer,
+        structlog.get_logger(),
+    )
+    task = asyncio.create_task(engine.run())
+    yield engine, store, observer, clock
+    gate.set()
+    if not task.done():
+        await engine.stop(0.5)
+    await asyncio.wait_for(task, 5)
+
+
+async def submit(engine: Engine, store: MemoryStore, run_type: str, n: int = 1) -> list[Any]:
+    results = await store.enqueue_many([NewRun(run_type, {"i": i}) for i in range(n)])
+    engine.notify_inserted(run_type)
+    return [r.id for r in results]
+
+
+async def test_runs_succeed_with_results(rig: Any) -> None:
+    engine, store, observer, _ = rig
+    ids = await submit(engine, store, "u.ok.v1", 5)
+    await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 5)
+    await engine.completer.wait_idle()
+    for i, run_id in enumerate(ids):
+        record = await store.get(run_id)
+        assert record.status is RunStatus.SUCCEEDED
+        assert record.result == {"got": {"i": i}}
+
+
+async def test_concurrency_is_never_exceeded(rig: Any) -> None:
+    engine, store, observer, _ = rig
+    await submit(engine, store, "u.gated.v1", 10)
+    await eventually(lambda: concurrent_now == 3)
+    assert len(observer.started) == 3, "the other runs wait for a free slot"
+    gate.set()
+    await observer.wait_for(lambda: observer.finished == 10)
+    assert concurrent_max == 3
+
+
+async def test_exceptions_retry_until_success(rig: Any) -> None:
+    engine, store, observer, _ = rig
+    [run_id] = await submit(engine, store, "u.flaky.v1")
+    await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 1)
+    await engine.completer.wait_idle()
+    record = await store.get(run_id)
+    assert (record.status, record.attempt, record.last_error) == (
+        RunStatus.SUCCEEDED,
+        2,
+        "RuntimeError: flake 2",
+    )
+    assert observer.outcomes[Outcome.RETRIED] == 2
+
+
+async def test_retry_then_fail(rig: Any) -> None:
+    engine, store, observer, _ = rig
+    [run_id] = await submit(engine, store, "u.retry.v1")
+    await observer.wait_for(lambda: observer.outcomes[Outcome.FAILED] == 1)
+    await engine.completer.wait_idle()
+    record = await store.get(run_id)
+    assert (record.status, record.attempt, record.last_error) == (
+        RunStatus.FAILED,
+        2,
+        "Fail: gave up",
+    )
+
+
+async def test_timeout_fails_the_attempt(rig: Any) -> None:
+    engine, store, observer, _ = rig
+    [run_id] = await submit(engine, store, "u.slow.v1")
+    await observer.wait_for(lambda: observer.outcomes[Outcome.TIMED_OUT] >= 1)
+    await engine.completer.wait_idle()
+    record = await store.get(run_id)
+    assert record.last_error == "timed out after 0.05s"
+    assert record.attempt >= 1
+
+
+async def test_cancellation_reaches_the_running_executor(rig: Any) -> None:
+    engine, store, observer, _ = rig
+    [run_id] = await submit(engine, store, "u.patient.v1")
+    await observer.wait_for(lambda: len(observer.started) == 1)
+    assert await store.cancel(run_id)
+    engine.notify_cancelled(run_id)
+    await observer.wait_for(lambda: observer.outcomes[Outcome.CANCELLED] == 1)
+    record = await store.get(run_id)
+    assert record.status is RunStatus.CANCELLED, "the executor's return is not written"
+
+
+async def test_heartbeat_notices_a_lost_lease(rig: Any) -> None:
+    engine, store, observer, clock = rig
+    [run_id] = await submit(engine, store, "u.patient.v1")
+    await observer.wait_for(lambda: len(observer.started) == 1)
+    clock.advance(31)  # past the 30 s lease: the sweep reclaims it
+    await store.reclaim_expired()
+    await engine.heartbeat_once()
+    await observer.wait_for(lambda: observer.outcomes[Outcome.LEASE_LOST] == 1)
+    record = await store.get(run_id)
+    assert (record.status, record.attempt) == (RunStatus.PENDING, 1)
+
+
+async def test_heartbeat_extends_held_leases(rig: Any) -> None:
+    engine, store, observer, clock = rig
+    [run_id] = await submit(engine, store, "u.gated.v1")
+    await observer.wait_for(lambda: len(observer.started) == 1)
+    clock.advance(20)
+    await engine.heartbeat_once()
+    record = await store.get(run_id)
+    assert (record.lease_until - clock.now()).total_seconds() == pytest.approx(30)
+
+
+async def test_sync_executor_runs_in_a_thread(rig: Any) -> None:
+    engine, store, observer, _ = rig
+    [run_id] = await submit(engine, store, "u.thread.v1")
+    await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 1)
+    await engine.completer.wait_idle()
+    assert (await store.get(run_id)).result.startswith("workfleet-exec")
+
+
+async def test_notifications_wake_only_matching_loops(rig: Any) -> None:
+    engine, _store, observer, _ = rig
+    engine.notify_inserted("other.type.v1")
+    await asyncio.sleep(0)
+    assert observer.wakes["notify"] == 0
+
+
+async def test_stop_drains_then_releases(rig: Any) -> None:
+    engine, store, observer, _ = rig
+    ids = await submit(engine, store, "u.gated.v1", 2)
+    await observer.wait_for(lambda: len(observer.started) == 2)
+    await engine.stop(drain_timeout=0.0)
+    for run_id in ids:
+        record = await store.get(run_id)
+        assert (record.status, record.attempt) == (RunStatus.PENDING, 0)
+    assert observer.outcomes[Outcome.RELEASED] == 2
+    assert observer.is_drained
+
+
+async def test_stop_lets_quick_runs_finish(rig: Any) -> None:
+    engine, store, observer, _ = rig
+    ids = await submit(engine, store, "u.gated.v1", 2)
+    await observer.wait_for(lambda: len(observer.started) == 2)
+    stopping = asyncio.create_task(engine.stop(drain_timeout=5))
+    gate.set()
+    await stopping
+    for run_id in ids:
+        assert (await store.get(run_id)).status is RunStatus.SUCCEEDED
