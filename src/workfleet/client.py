@@ -92,7 +92,7 @@ class Client:
 
     async def submit(
         self,
-        type: str,  # noqa: A002 - the column's name
+        type: str,
         payload: Any = None,
         *,
         idempotency_key: str | None = None,

@@ -1,0 +1,1 @@
+"""The runtime: lease loops, executions, completion, heartbeats, side loops, the worker."""
