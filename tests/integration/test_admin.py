@@ -1,0 +1,147 @@
+"""Operations store: schedules (once per fire time, timezone), retention, workers, status."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from workfleet.db.admin import AdminStore
+from workfleet.db.store import PgStore
+from workfleet.models import NewRun
+
+
+@pytest.fixture
+def admin(pg_pool: AsyncConnectionPool[Any], schema: str) -> AdminStore:
+    return AdminStore(pg_pool, schema)
+
+
+async def _due_now(run_sql: Any, schedule_id: uuid.UUID) -> None:
+    await run_sql(
+        "UPDATE workflow_schedule SET next_run_at = date_trunc('second', now()) "
+        "- interval '1 second' WHERE id = %s",
+        [schedule_id],
+    )
+
+
+async def test_schedule_lifecycle(admin: AdminStore, run_sql: Any) -> None:
+    sid = await admin.add_schedule("reports.daily.v1", "0 9 * * *", "Europe/Paris", {"a": 1})
+    [record] = await admin.list_schedules()
+    assert (record.id, record.enabled, record.payload) == (sid, True, {"a": 1})
+    local = record.next_run_at.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Paris"))
+    assert (local.hour, local.minute) == (9, 0), "fire times are in the schedule's timezone"
+    assert await admin.set_schedule_enabled(sid, False)
+    assert not (await admin.list_schedules())[0].enabled
+    assert await admin.set_schedule_enabled(sid, True)
+    assert await admin.delete_schedule(sid)
+    assert await admin.list_schedules() == []
+    assert not await admin.delete_schedule(sid)
+    with pytest.raises(ValueError, match="cron"):
+        await admin.add_schedule("x.v1", "every day")
+    with pytest.raises(ValueError, match="timezone"):
+        await admin.add_schedule("x.v1", "0 9 * * *", "Nowhere/Land")
+
+
+async def test_tick_fires_once_and_advances(admin: AdminStore, run_sql: Any) -> None:
+    sid = await admin.add_schedule("reports.v1", "*/5 * * * *", payload={"r": 1}, priority=7)
+    assert await admin.tick_schedules() == [], "not due yet"
+    await _due_now(run_sql, sid)
+    [fired] = await admin.tick_schedules()
+    assert fired.run_id is not None and fired.schedule_id == sid
+    rows = await run_sql("SELECT type, payload, priority, idempotency_key FROM workflow_run")
+    assert rows == [("reports.v1", {"r": 1}, 7, f"schedule:{sid}:{int(fired.fire_at.timestamp())}")]
+    [record] = await admin.list_schedules()
+    assert record.next_run_at > fired.fire_at and record.last_run_at is not None
+    assert await admin.tick_schedules() == []
+
+
+async def test_two_tickers_create_one_run_per_fire_time(
+    pg_pool: AsyncConnectionPool[Any], schema: str, run_sql: Any
+) -> None:
+    a, b = AdminStore(pg_pool, schema), AdminStore(pg_pool, schema)
+    sid = await a.add_schedule("reports.v1", "* * * * *")
+    for i in range(1, 6):
+        # a distinct past fire time each round, ticked by three tickers at once
+        await run_sql(
+            "UPDATE workflow_schedule SET next_run_at = "
+            "date_trunc('minute', now()) - make_interval(mins => %s) WHERE id = %s",
+            [i, sid],
+        )
+        fired = await asyncio.gather(a.tick_schedules(), b.tick_schedules(), a.tick_schedules())
+        created = [f for batch in fired for f in batch if f.run_id is not None]
+        assert len(created) == 1, fired
+        assert await run_sql("SELECT count(*) FROM workflow_run") == [(i,)]
+
+
+async def test_invalid_hand_inserted_schedule_is_disabled(admin: AdminStore, run_sql: Any) -> None:
+    await run_sql(
+        "INSERT INTO workflow_schedule (type, schedule, next_run_at) "
+        "VALUES ('bad.v1', 'whenever', now() - interval '1 minute')"
+    )
+    good = await admin.add_schedule("good.v1", "* * * * *")
+    await _due_now(run_sql, good)
+    fired = await admin.tick_schedules()
+    assert [f.type for f in fired] == ["good.v1"]
+    states = {r.type: r.enabled for r in await admin.list_schedules()}
+    assert states == {"bad.v1": False, "good.v1": True}
+
+
+async def test_seconds_until_next_schedule(admin: AdminStore) -> None:
+    assert await admin.seconds_until_next_schedule() is None
+    await admin.add_schedule("x.v1", "* * * * *")
+    seconds = await admin.seconds_until_next_schedule()
+    assert seconds is not None and 0 <= seconds <= 60
+
+
+async def test_retention_deletes_only_old_finished_runs(
+    admin: AdminStore, pg_store: PgStore, run_sql: Any
+) -> None:
+    ids = [e.id for e in await pg_store.enqueue_many([NewRun("t.v1") for _ in range(6)])]
+    old = timedelta(days=40)
+    states = ["succeeded", "failed", "cancelled", "pending", "succeeded", "failed"]
+    for run_id, status, age in zip(
+        ids, states, [old, old, old, old, timedelta(days=1), timedelta(days=10)], strict=True
+    ):
+        await run_sql(
+            "UPDATE workflow_run SET status = %s, updated_at = now() - %s WHERE id = %s",
+            [status, age, run_id],
+        )
+    deleted = await admin.run_retention(7, 7, 30, batch=1)
+    assert deleted == 3
+    remaining = {r[0] for r in await run_sql("SELECT id FROM workflow_run")}
+    assert remaining == set(ids[3:])
+    assert await run_sql(
+        "SELECT count(*) FROM workflow_event WHERE workflow_id = ANY(%s)", [ids[:3]]
+    ) == [(0,)]
+
+
+async def test_workers_and_status(admin: AdminStore, pg_store: PgStore, run_sql: Any) -> None:
+    await admin.register_worker("w1", "host", 1, "0.1.0", ["billing.%"])
+    await admin.register_worker("w2", "host", 2, "0.1.0", ["media.video.v1"])
+    await run_sql(
+        "UPDATE workfleet_worker SET last_seen_at = now() - interval '1 hour' "
+        "WHERE worker_id = 'w2'"
+    )
+    await pg_store.enqueue_many(
+        [
+            NewRun("billing.invoice.v1", {"secret": "s3cret"}),
+            NewRun("media.video.v1"),
+            NewRun("media.video.v1"),
+            NewRun("later.v1", delay=3600),
+        ]
+    )
+    summary = await admin.status_summary(live_within=30)
+    assert [w.worker_id for w in summary.workers] == ["w1"]
+    counts = {(c.type, str(c.status)): c.count for c in summary.counts}
+    assert counts[("media.video.v1", "pending")] == 2
+    assert summary.unserved_types == ["media.video.v1"], "due runs with no live executor"
+    assert "s3cret" not in repr(summary)
+    assert {o.type for o in summary.oldest_pending} == {"billing.invoice.v1", "media.video.v1"}
+    await admin.touch_worker("w1")
+    assert await admin.prune_workers(60) == 1
+    await admin.remove_worker("w1")
+    assert await admin.live_workers() == []
