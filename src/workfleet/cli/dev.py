@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import shlex
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,10 @@ def start_embedded(data_dir: str) -> str:
         ) from None
     path = Path(data_dir).resolve()
     path.mkdir(parents=True, exist_ok=True)
-    server = pgserver.get_server(str(path), cleanup_mode="stop")
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); harmless here
+        warnings.simplefilter("ignore")
+        server = pgserver.get_server(str(path), cleanup_mode="stop")
     return str(server.get_uri())
 
 

@@ -94,9 +94,15 @@ class LeaseLoop:
             free = self.concurrency - self.active
             timeout = self.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
             if free > 0:
-                cooldown = last_fetch + self.fetch_cooldown - time.monotonic()
-                if cooldown > 0:
-                    await asyncio.sleep(cooldown)
+                if self._wake_source == "slot":
+                    # freed slots come in bursts as a batch of outcomes lands: let the burst
+                    # finish so one claim fills them all
+                    await asyncio.sleep(0)
+                else:
+                    # debounce notifications: a burst of inserts costs one claim
+                    cooldown = last_fetch + self.fetch_cooldown - time.monotonic()
+                    if cooldown > 0:
+                        await asyncio.sleep(cooldown)
                 self._wake.clear()
                 last_fetch = time.monotonic()
                 try:
@@ -134,6 +140,7 @@ class LeaseLoop:
             if not self._stopping:
                 self.observer.woke(self.name, self._wake_source)
         except TimeoutError:
+            self._wake_source = "poll"
             self.observer.woke(self.name, "poll")
 
     async def _sleep(self, seconds: float) -> None:
