@@ -274,3 +274,35 @@ async def test_listener_reconnects_after_terminate(pg_dsn: str, schema: str) -> 
         run_id = await _insert(pg_dsn, schema, "itest.ok.v1")
         await eventually(lambda: _is_status(pg_dsn, schema, run_id, "succeeded"), 5)
         assert w.observer.wakes["notify"] > before
+
+
+async def test_poll_only_mode_still_runs_everything(pg_dsn: str, schema: str) -> None:
+    async with running_worker(pg_dsn, schema, plugin, poll_only=True, poll_interval=0.2) as w:
+        assert w.worker.listener is None
+        run_id = await _insert(pg_dsn, schema, "itest.ok.v1")
+        await eventually(lambda: _is_status(pg_dsn, schema, run_id, "succeeded"), 10)
+        assert w.observer.wakes["notify"] == 0
+        assert w.observer.wakes["poll"] >= 1
+
+
+async def test_schedule_fires_once_across_two_workers(pg_dsn: str, schema: str) -> None:
+    await _rows(
+        pg_dsn,
+        schema,
+        "INSERT INTO workflow_schedule (type, schedule, next_run_at) "
+        "VALUES ('itest.ok.v1', '0 0 1 1 *', now() - interval '1 second')",
+    )
+    async with (
+        running_worker(pg_dsn, schema, plugin, schedule_interval=0.05) as a,
+        running_worker(pg_dsn, schema, plugin, schedule_interval=0.05) as b,
+    ):
+        await eventually(
+            lambda: _rows(pg_dsn, schema, "SELECT 1 FROM workflow_run WHERE status = 'succeeded'"),
+            10,
+        )
+        # both tickers keep ticking; the fire time must not produce a second run
+        await eventually(lambda: a.observer.finished + b.observer.finished >= 1, 5)
+        await asyncio.sleep(0.3)
+        rows = await _rows(pg_dsn, schema, "SELECT idempotency_key FROM workflow_run")
+        assert len(rows) == 1
+        assert rows[0][0].startswith("schedule:")

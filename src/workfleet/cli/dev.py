@@ -94,7 +94,6 @@ def banner(url: str, schema: str, http_port: int | None, embedded: bool) -> str:
 async def dev(args: argparse.Namespace) -> int:
     from workfleet.cli.main import overrides
     from workfleet.db.migrate import migrate
-    from workfleet.db.store import PgStore
     from workfleet.observability.logging import configure_logging
     from workfleet.plugins import discover
     from workfleet.runtime.worker import Worker, serve
@@ -126,20 +125,13 @@ async def dev(args: argparse.Namespace) -> int:
                 await asyncio.sleep(0.05)
             port = worker.http.port if worker.http else None
             print(banner(url, resolved.schema, port, embedded), file=sys.stderr, flush=True)
-            if not args.no_demo:
-                store = PgStore_from(worker)
-                if store is not None:
-                    runs = [r for r in DEMO_RUNS if discovery.registry.resolve(r.type)]
-                    done = await store.enqueue_many(runs)
-                    print(f"enqueued {len(done)} demo runs", file=sys.stderr, flush=True)
+            if not args.no_demo and worker.store is not None:
+                runs = [r for r in DEMO_RUNS if discovery.registry.resolve(r.type)]
+                done = await worker.store.enqueue_many(runs)
+                print(f"enqueued {len(done)} demo runs", file=sys.stderr, flush=True)
 
         task = asyncio.create_task(after_start())
         background.add(task)
         task.add_done_callback(background.discard)
-
-    def PgStore_from(worker: Worker) -> PgStore | None:  # noqa: N802
-        engine = worker.engine
-        store = getattr(engine, "store", None)
-        return store if isinstance(store, PgStore) else None
 
     return await serve(settings, discovery, on_started=started)

@@ -101,6 +101,7 @@ class Worker:
         self.health = Health()
         self.watchdog = LoopWatchdog()
         self.engine: Engine | None = None
+        self.store: PgStore | None = None
         self.listener: Listener | None = None
         self.http: HttpServer | None = None
         self._stop = asyncio.Event()
@@ -146,6 +147,7 @@ class Worker:
             async with pool.connection() as conn:
                 await require_schema(conn, self.resolved.schema)
             store = PgStore(pool, self.resolved.schema)
+            self.store = store
             admin = AdminStore(pool, self.resolved.schema)
             self.registry.register(PoolCollector(pool.get_stats))
             await store.upsert_registry(
