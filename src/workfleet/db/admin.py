@@ -18,7 +18,7 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from workfleet.db.queries import Queries
+from workfleet.db.queries import Queries, fetch
 from workfleet.errors import StoreError
 from workfleet.models import RunStatus
 from workfleet.patterns import TypePattern
@@ -100,15 +100,7 @@ class AdminStore:
         self.q = Queries(schema)
 
     async def _fetch(self, name: str, params: dict[str, Any]) -> list[Row]:
-        try:
-            async with (
-                self.pool.connection() as conn,
-                conn.cursor(row_factory=dict_row) as cur,
-            ):
-                await cur.execute(self.q[name], params)
-                return await cur.fetchall() if cur.description else []
-        except psycopg.Error as exc:
-            raise StoreError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
+        return await fetch(self.pool, self.q, name, params)
 
     def _lock_key(self, task: str) -> str:
         return f"workfleet:{task}:{self.schema}"

@@ -9,8 +9,14 @@ from __future__ import annotations
 import re
 from functools import cache
 from importlib import resources
+from typing import Any
 
+import psycopg
 from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from workfleet.errors import StoreError
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
@@ -46,3 +52,18 @@ class Queries:
 
     def __getitem__(self, name: str) -> sql.Composed:
         return self._composed[name]
+
+
+async def fetch(
+    pool: AsyncConnectionPool[Any], queries: Queries, name: str, params: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Run one named query on a pooled connection; rows as dicts (empty for no result set).
+
+    Driver errors become :class:`StoreError` naming the query, the driver error kept as cause.
+    """
+    try:
+        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(queries[name], params)
+            return await cur.fetchall() if cur.description else []
+    except psycopg.Error as exc:
+        raise StoreError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
