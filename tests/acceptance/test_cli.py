@@ -121,3 +121,18 @@ async def test_schedule_commands(pg_dsn: str, schema: str) -> None:
     assert json.loads(out) == []
     code, _, err = await run_cli("schedule", "add", "x.v1", "not a cron", env=env)
     assert code == 2
+
+
+async def test_busy_metrics_port_is_a_configuration_error(pg_dsn: str, schema: str) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = cli_env(
+            pg_dsn, schema, WORKFLEET_HTTP_HOST="127.0.0.1", WORKFLEET_HTTP_PORT=str(port)
+        )
+        code, _, err = await run_cli("worker", "--prefix", "notify.%", env=env)
+    assert code == 2
+    assert "WORKFLEET_HTTP_PORT" in err or str(port) in err

@@ -176,7 +176,14 @@ class Worker:
             self.health.alive = self._alive
             if s.http_enabled:
                 self.http = HttpServer(self.registry, self.health, s.http_host, s.http_port)
-                await self.http.start()
+                try:
+                    await self.http.start()
+                except OSError as exc:
+                    self.http = None
+                    raise ConfigError(
+                        f"cannot serve /metrics on {s.http_host}:{s.http_port}: {exc.strerror}",
+                        env_var="WORKFLEET_HTTP_PORT",
+                    ) from None
             engine_task = asyncio.create_task(engine.run(), name="engine")
             self.health.started = True
             self.log.info(
