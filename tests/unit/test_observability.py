@@ -1,0 +1,106 @@
+"""Metrics match docs/metrics.md; probes answer as documented; logs never carry secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from workfleet.models import Outcome
+from workfleet.observability.http import Health, HttpServer
+from workfleet.observability.metrics import Metrics, PoolCollector
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
+ROW = re.compile(r"^\| `(workfleet_\w+)` \| (\w+) \|\s*([\w, ]*?)\s*\|", re.MULTILINE)
+
+
+def _exercised() -> CollectorRegistry:
+    registry = CollectorRegistry()
+    m = Metrics(registry, "1.2.3")
+    registry.register(
+        PoolCollector(
+            lambda: {
+                "pool_min": 1,
+                "pool_max": 4,
+                "pool_size": 2,
+                "pool_available": 1,
+                "requests_waiting": 0,
+            }
+        )
+    )
+    m.claimed("billing.%", 3, 0.01)
+    m.claim_failed("billing.%")
+    m.run_started("billing.%", "billing.invoice.v1", 0.5)
+    m.run_finished("billing.%", "billing.invoice.v1", Outcome.SUCCEEDED, 0.2)
+    m.woke("billing.%", "notify")
+    m.in_flight("billing.%", 1, 8)
+    m.heartbeat(1)
+    m.lease_lost("billing.%")
+    m.listener(True, True)
+    return registry
+
+
+def _exposed() -> dict[str, tuple[str, set[str]]]:
+    text = generate_latest(_exercised()).decode()
+    out: dict[str, tuple[str, set[str]]] = {}
+    for family in text_string_to_metric_families(text):
+        labels = {k for s in family.samples for k in s.labels if k != "le"}
+        for sample in family.samples:
+            if family.type in ("counter", "info") and not sample.name.endswith("_created"):
+                name = sample.name
+                kind = "gauge" if family.type == "info" else family.type
+                out[name] = (kind, labels)
+        if family.type not in ("counter", "info"):
+            out[family.name] = (family.type, labels)
+    return out
+
+
+def test_documented_metrics_are_exactly_the_exposed_ones() -> None:
+    documented = {
+        name: (kind, {label.strip() for label in labels.split(",") if label.strip()})
+        for name, kind, labels in ROW.findall(DOC.read_text())
+    }
+    assert documented == _exposed()
+
+
+def test_metrics_have_no_unbounded_labels() -> None:
+    text = generate_latest(_exercised()).decode()
+    assert "run_id" not in text
+    assert 'outcome="succeeded"' in text and 'version="1.2.3"' in text
+
+
+async def _get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    await writer.drain()
+    data = (await reader.read()).decode()
+    writer.close()
+    return int(data.split()[1]), data.split("\r\n\r\n", 1)[1]
+
+
+async def test_probes_follow_the_worker_state() -> None:
+    health = Health()
+    server = HttpServer(_exercised(), health, "127.0.0.1", 0)
+    await server.start()
+    try:
+        assert (await _get(server.port, "/startupz"))[0] == 503
+        assert (await _get(server.port, "/readyz")) == (503, "starting\n")
+        assert (await _get(server.port, "/livez"))[0] == 200
+        health.started = True
+        assert (await _get(server.port, "/startupz"))[0] == 200
+        assert (await _get(server.port, "/readyz"))[0] == 200
+        health.db_ok = lambda: False
+        assert (await _get(server.port, "/readyz")) == (503, "database unavailable\n")
+        assert (await _get(server.port, "/livez"))[0] == 200, "a DB outage is not a restart"
+        health.draining = True
+        assert (await _get(server.port, "/readyz")) == (503, "draining\n")
+        health.alive = lambda: (False, "task loop billing.% died")
+        assert (await _get(server.port, "/livez"))[0] == 503
+        status, body = await _get(server.port, "/metrics")
+        assert status == 200 and "workfleet_runs_claimed_total" in body
+        assert (await _get(server.port, "/nope"))[0] == 404
+    finally:
+        await server.stop()
