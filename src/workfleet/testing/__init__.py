@@ -1,0 +1,21 @@
+"""Test helpers for workfleet and for plugin authors' own tests.
+
+:class:`MemoryStore` is an in-memory :class:`workfleet.store.RunStore` with the PostgreSQL
+store's semantics (eligibility, ordering, fencing, events, idempotency), so the runtime can be
+driven fast and deterministically without a database; :class:`ManualClock` moves its time by
+hand. The contract suite (``tests/contract``) runs the same assertions against both stores.
+
+    clock = ManualClock()
+    store = MemoryStore(clock)
+    [run] = await store.enqueue_many([NewRun("billing.invoice.v1", {"invoice_id": "1"})])
+    clock.advance(60)
+"""
+
+from __future__ import annotations
+
+from workfleet.testing.clock import Clock, ManualClock, SystemClock
+from workfleet.testing.memory_store import MemoryStore
+from workfleet.testing.pgvalues import like
+from workfleet.testing.rows import RegistryRow
+
+__all__ = ["Clock", "ManualClock", "MemoryStore", "RegistryRow", "SystemClock", "like"]

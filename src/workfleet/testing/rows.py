@@ -1,0 +1,67 @@
+"""The rows :class:`~workfleet.testing.MemoryStore` holds: runs and registry entries."""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from workfleet.models import RunRecord, RunStatus
+
+
+@dataclass
+class StoredRun:
+    """One ``workflow_run`` row; ``seq`` is the insertion order, the fake's tie-break."""
+
+    id: uuid.UUID
+    type: str
+    payload: Any
+    status: RunStatus
+    priority: int
+    run_at: datetime
+    idempotency_key: str | None
+    attempt: int
+    max_attempts: int
+    created_at: datetime
+    updated_at: datetime
+    seq: int
+    leased_by: str | None = None
+    lease_until: datetime | None = None
+    last_error: str | None = None
+    result: Any = None
+    deleted_at: datetime | None = None
+
+    def record(self) -> RunRecord:
+        return RunRecord(
+            id=self.id,
+            type=self.type,
+            payload=copy.deepcopy(self.payload),
+            status=self.status,
+            priority=self.priority,
+            run_at=self.run_at,
+            idempotency_key=self.idempotency_key,
+            attempt=self.attempt,
+            max_attempts=self.max_attempts,
+            leased_by=self.leased_by,
+            lease_until=self.lease_until,
+            last_error=self.last_error,
+            result=copy.deepcopy(self.result),
+            created_at=self.created_at,
+            updated_at=self.updated_at,
+            deleted_at=self.deleted_at,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryRow:
+    """One ``workflow_registry`` row as the fake holds it."""
+
+    workflow_name: str
+    runtime: str
+    is_enabled: bool
+    description: str | None
+    created_at: datetime
+    updated_at: datetime
+    intent_type: str = "workflow"
