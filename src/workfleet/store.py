@@ -77,7 +77,10 @@ class RunStore(Protocol):
     async def heartbeat_many(
         self, worker_id: str, leases: Sequence[Lease], lease_seconds: float
     ) -> list[HeartbeatResult]:
-        """Extend held leases to at least now + ``lease_seconds``; report each lease's fate."""
+        """Extend held leases to at least now + ``lease_seconds``; report each lease's fate.
+
+        One result per lease asked about, in no particular order (match them by run id).
+        """
         ...
 
     async def extend_lease(self, worker_id: str, lease: Lease, seconds: float) -> HeartbeatResult:

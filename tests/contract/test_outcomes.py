@@ -115,3 +115,22 @@ async def test_cancelled_run_is_never_overwritten(store: RunStore) -> None:
     assert await store.release_many(W, [lease]) == set()
     assert (await record(store, run_id)).status is RunStatus.CANCELLED
     assert (await kinds(store, run_id))[-1] == "cancelled"
+
+
+async def test_a_stale_duplicate_in_one_batch_writes_nothing(
+    store: RunStore, harness: Harness
+) -> None:
+    """Two executions of one run (the first lost its lease) finishing in the same batch."""
+    run_id = await enqueue(store)
+    await claim_one(store)
+    await harness.expire_leases()
+    await store.reclaim_expired()
+    [again] = await store.claim(W, ALL, 1, 30)
+    assert again.attempt == 1
+    done = await store.complete_many(W, [fail(run_id, attempt=0), succeed(run_id, attempt=1)])
+    assert done == {run_id}
+    assert (await record(store, run_id)).status is RunStatus.SUCCEEDED
+    assert (await kinds(store, run_id))[-1:] == ["succeeded"]
+    assert (await kinds(store, run_id)).count("failed") == 0
+    beats = await store.heartbeat_many(W, [Lease(run_id, 0), Lease(run_id, 1)], 30)
+    assert [b.held for b in beats] == [False, False], "finished: neither lease is held"

@@ -200,9 +200,9 @@ class MemoryStore:
             r.last_error = r.last_error if c.error is None else c.error
             r.leased_by = r.lease_until = None
             r.updated_at = now
-        # events: input JOIN updated, so every input row of an updated run gets one
+        # events: input JOIN updated on the run and its lease, so only the applied row has one
         for c, _, event_data in parsed:
-            if c.lease.run_id in chosen:
+            if c.lease.run_id in chosen and chosen[c.lease.run_id][0] is c:
                 self._event(c.lease.run_id, c.event, event_data, now)
         return set(chosen)
 
@@ -221,18 +221,28 @@ class MemoryStore:
         check_text("heartbeat", worker_id)
         now = self.clock.now()
         found = [(lease, self._runs.get(lease.run_id)) for lease in leases]
+        held_leases = {
+            (lease.run_id, lease.attempt)
+            for lease, r in found
+            if r is not None and self._held(r, worker_id, lease.attempt)
+        }
         held = [
-            r for lease, r in found if r is not None and self._held(r, worker_id, lease.attempt)
+            r
+            for lease, r in found
+            if r is not None and (lease.run_id, lease.attempt) in held_leases
         ]
         until = plus_seconds(now, seconds) if held else now  # may raise before any change
         for r in held:
             # GREATEST ignores NULL: a heartbeat never shortens a lease
             r.lease_until = until if r.lease_until is None else max(r.lease_until, until)
             r.updated_at = now
-        # held is joined back by run id, as the SQL does, even for a run listed twice
-        held_ids = {r.id for r in held}
+        # held is joined back by run id and lease attempt, as the SQL does
         return [
-            HeartbeatResult(lease.run_id, lease.run_id in held_ids, r.status if r else None)
+            HeartbeatResult(
+                lease.run_id,
+                (lease.run_id, lease.attempt) in held_leases,
+                r.status if r else None,
+            )
             for lease, r in found
         ]
 

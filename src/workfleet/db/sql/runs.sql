@@ -78,11 +78,12 @@ WITH input AS (
       AND r.status = 'leased'
       AND r.leased_by = %(worker_id)s
       AND r.attempt = i.attempt
-    RETURNING r.id
+    RETURNING r.id, i.attempt AS lease_attempt
 ), events AS (
+    -- matched on the lease too: a stale duplicate of a run in one batch writes no event
     INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
     SELECT i.id, i.event_type, i.event_data
-    FROM input i JOIN updated u ON u.id = i.id
+    FROM input i JOIN updated u ON u.id = i.id AND u.lease_attempt = i.attempt
 )
 SELECT id FROM updated;
 
@@ -100,11 +101,11 @@ WITH input AS (
       AND r.status = 'leased'
       AND r.leased_by = %(worker_id)s
       AND r.attempt = i.attempt
-    RETURNING r.id
+    RETURNING r.id, i.attempt AS lease_attempt
 )
 SELECT i.id, (e.id IS NOT NULL) AS held, r.status
 FROM input i
-LEFT JOIN extended e ON e.id = i.id
+LEFT JOIN extended e ON e.id = i.id AND e.lease_attempt = i.attempt
 LEFT JOIN {schema}.workflow_run r ON r.id = i.id;
 
 -- name: extend_lease
