@@ -136,7 +136,8 @@ class Engine:
 
     def lost(self, execution: Execution, status: Any) -> None:
         """The lease is gone: cancelled by a user, or reclaimed after expiry."""
-        if execution.stop_reason is not None:
+        if execution.stop_reason is not None or execution.decision is not None:
+            # already stopping, or already decided: the fenced outcome write settles it
             return
         if status == "cancelled":
             execution.log.info("run cancelled while running; stopping it")
