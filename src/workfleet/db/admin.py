@@ -16,9 +16,8 @@ from typing import Any
 import psycopg
 import structlog
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
-from workfleet.db.queries import Queries, fetch
+from workfleet.db.queries import QueryStore
 from workfleet.errors import StoreError
 from workfleet.models import RunStatus
 from workfleet.patterns import TypePattern
@@ -91,16 +90,8 @@ class FiredRun:
     run_id: uuid.UUID | None
 
 
-class AdminStore:
+class AdminStore(QueryStore):
     """PostgreSQL-only operations used by the worker's side loops and by the CLI."""
-
-    def __init__(self, pool: AsyncConnectionPool[Any], schema: str) -> None:
-        self.pool = pool
-        self.schema = schema
-        self.q = Queries(schema)
-
-    async def _fetch(self, name: str, params: dict[str, Any]) -> list[Row]:
-        return await fetch(self.pool, self.q, name, params)
 
     def _lock_key(self, task: str) -> str:
         return f"workfleet:{task}:{self.schema}"

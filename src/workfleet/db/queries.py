@@ -67,3 +67,15 @@ async def fetch(
             return await cur.fetchall() if cur.description else []
     except psycopg.Error as exc:
         raise StoreError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
+
+
+class QueryStore:
+    """Base of the PostgreSQL stores: a pool, a schema and its composed named queries."""
+
+    def __init__(self, pool: AsyncConnectionPool[Any], schema: str) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.q = Queries(schema)
+
+    async def _fetch(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+        return await fetch(self.pool, self.q, name, params)

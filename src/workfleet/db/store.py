@@ -14,9 +14,8 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
-from psycopg_pool import AsyncConnectionPool
 
-from workfleet.db.queries import Queries, fetch
+from workfleet.db.queries import Queries, QueryStore
 from workfleet.errors import StoreError
 from workfleet.models import (
     ClaimedRun,
@@ -61,16 +60,8 @@ def _status(value: str | None) -> RunStatus | None:
     return None if value is None else RunStatus(value)
 
 
-class PgStore:
+class PgStore(QueryStore):
     """Runs in PostgreSQL, through a shared :class:`AsyncConnectionPool`."""
-
-    def __init__(self, pool: AsyncConnectionPool[Any], schema: str) -> None:
-        self.pool = pool
-        self.schema = schema
-        self.q = Queries(schema)
-
-    async def _fetch(self, name: str, params: dict[str, Any]) -> list[Row]:
-        return await fetch(self.pool, self.q, name, params)
 
     # --- lease loop ---------------------------------------------------------------------------
 

@@ -119,6 +119,15 @@ def _failure(
     )
 
 
+def _fail_now(
+    claimed: ClaimedRun, spec: ExecutorSpec | None, policy: ExecutionPolicy, message: str
+) -> Decision:
+    """A failure no retry can fix (bad payload, unusable result): failed at once."""
+    return _failure(
+        claimed, spec, policy, Fail(message), outcome=Outcome.FAILED, terminal=True, error=message
+    )
+
+
 class Execution:
     """One run being executed; the runtime keeps it in its in-flight table until written."""
 
@@ -214,15 +223,7 @@ class Execution:
                 payload = spec.payload_model.model_validate(c.payload)
             except ValidationError as exc:
                 message = f"invalid payload: {_validation_summary(exc)}"
-                return _failure(
-                    c,
-                    spec,
-                    self.policy,
-                    Fail(message),
-                    outcome=Outcome.FAILED,
-                    terminal=True,
-                    error=message,
-                )
+                return _fail_now(c, spec, self.policy, message)
         self.run = self._build_run(payload)
         if self.stop_reason is not None:  # cancelled before it even started
             self.run.cancelled.set()
@@ -279,15 +280,7 @@ class Execution:
                 result_json = to_json(inner.result())
             except (TypeError, ValueError) as err:
                 message = f"executor returned a value that is not JSON-serialisable: {err}"
-                return _failure(
-                    c,
-                    spec,
-                    self.policy,
-                    Fail(message),
-                    outcome=Outcome.FAILED,
-                    terminal=True,
-                    error=message,
-                )
+                return _fail_now(c, spec, self.policy, message)
             data = {
                 "attempt": c.attempt + 1,
                 "duration_seconds": round(time.monotonic() - self.started, 6),
