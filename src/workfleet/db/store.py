@@ -36,24 +36,8 @@ Row = dict[str, Any]
 
 
 def _record(row: Row) -> RunRecord:
-    return RunRecord(
-        id=row["id"],
-        type=row["type"],
-        payload=row["payload"],
-        status=RunStatus(row["status"]),
-        priority=row["priority"],
-        run_at=row["run_at"],
-        idempotency_key=row["idempotency_key"],
-        attempt=row["attempt"],
-        max_attempts=row["max_attempts"],
-        leased_by=row["leased_by"],
-        lease_until=row["lease_until"],
-        last_error=row["last_error"],
-        result=row["result"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        deleted_at=row["deleted_at"],
-    )
+    # get_run and list_runs select exactly the RunRecord fields, in the table's words
+    return RunRecord(**{**row, "status": RunStatus(row["status"])})
 
 
 def _status(value: str | None) -> RunStatus | None:
