@@ -1,8 +1,9 @@
 """The Python producer API: submit runs, look at them, cancel or redrive them.
 
 Producers in other languages use plain SQL (``INSERT INTO workflow_run ...``); this client adds
-idempotency handling, batch submits in one round trip, and submits inside the caller's own
-transaction so the run commits (or rolls back) with the caller's business writes::
+input checks before anything reaches the database, idempotency handling, batch submits in one
+round trip, and submits inside the caller's own transaction so the run commits (or rolls back)
+with the caller's business writes::
 
     async with Client.connect("postgresql://app@db/app?schema=workflow") as client:
         run_id = await client.submit("billing.invoice.v1", {"invoice_id": "INV-1"},
@@ -11,7 +12,9 @@ transaction so the run commits (or rolls back) with the caller's business writes
 
 from __future__ import annotations
 
+import builtins
 import json
+import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -19,42 +22,64 @@ from datetime import datetime
 from typing import Any
 
 import psycopg
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from workfleet.db.store import PgStore, enqueue_on
-from workfleet.dsn import resolve_dsn
-from workfleet.errors import ConfigError
+from workfleet.dsn import ResolvedDsn, redact, resolve_dsn, validate_schema_name
+from workfleet.errors import ConfigError, StoreError
 from workfleet.models import Enqueued, Event, NewRun, RunRecord, RunStatus
 from workfleet.patterns import TypePattern
-from workfleet.settings import Settings
+from workfleet.settings import Settings, load_settings
+
+DEFAULT_CONNECT_TIMEOUT = 10.0
+MAX_LIST_LIMIT = 10_000
 
 
-def _check(run: NewRun) -> NewRun:
-    """Reject what the database would reject later, with a message naming the problem."""
-    if not run.type or not run.type.strip():
-        raise ValueError("run type must not be empty")
+def check_new_run(run: NewRun) -> NewRun:
+    """Return ``run`` if the database would accept it; else raise ``ValueError`` saying why.
+
+    Payload errors name the type, never the payload's values.
+    """
+    if not isinstance(run.type, str) or not run.type.strip():
+        raise ValueError("run type must be a non-empty string")
     if run.run_at is not None and run.delay is not None:
-        raise ValueError("give run_at or delay, not both")
+        raise ValueError(f"{run.type}: give run_at or delay, not both")
     if run.run_at is not None and run.run_at.tzinfo is None:
-        raise ValueError("run_at must be timezone-aware")
-    if run.delay is not None and run.delay < 0:
-        raise ValueError("delay must be >= 0 seconds")
+        raise ValueError(f"{run.type}: run_at must be timezone-aware")
+    if run.delay is not None and not (math.isfinite(run.delay) and run.delay >= 0):
+        raise ValueError(f"{run.type}: delay must be a finite number of seconds >= 0")
     if run.max_attempts is not None and run.max_attempts < 1:
-        raise ValueError("max_attempts must be at least 1")
+        raise ValueError(f"{run.type}: max_attempts must be at least 1")
     try:
         json.dumps(run.payload, allow_nan=False)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"payload is not JSON-serialisable: {exc}") from None
+        # TypeError/ValueError messages name the offending Python type or "nan", not the data
+        raise ValueError(f"{run.type}: payload is not JSON-serialisable: {exc}") from None
     return run
 
 
+def _resolve(dsn: str | None, settings: Settings | None) -> ResolvedDsn:
+    if dsn is not None:
+        return resolve_dsn(dsn)
+    # load_settings turns environment problems into a ConfigError naming the variable
+    return (settings or load_settings()).resolved_dsn()
+
+
+def _check_conninfo(conninfo: str) -> None:
+    """Fail fast on a malformed connection string instead of timing out on connects."""
+    try:
+        psycopg.conninfo.conninfo_to_dict(conninfo)
+    except psycopg.ProgrammingError as exc:
+        raise ConfigError(f"invalid database URL: {redact(str(exc))}") from None
+
+
 class Client:
-    """Submit and manage runs. Create with :meth:`connect` or from an existing pool."""
+    """Submit and manage runs. Create with :meth:`connect`, or wrap an existing pool."""
 
     def __init__(self, pool: AsyncConnectionPool[Any], schema: str) -> None:
         self.pool = pool
-        self.schema = schema
-        self.store = PgStore(pool, schema)
+        self.schema = validate_schema_name(schema)
+        self.store = PgStore(pool, self.schema)
 
     @classmethod
     @asynccontextmanager
@@ -66,25 +91,32 @@ class Client:
         settings: Settings | None = None,
         max_size: int = 4,
     ) -> AsyncIterator[Client]:
-        """A client with its own small pool; ``?schema=`` / ``?search_path=`` in the URL work."""
-        if dsn is None:
-            settings = settings or Settings()
-            if settings.database_url is None:
-                raise ConfigError(
-                    "no database URL: pass one or set WORKFLEET_DATABASE_URL",
-                    env_var="WORKFLEET_DATABASE_URL",
-                )
-            resolved = settings.resolved_dsn()
-        else:
-            resolved = resolve_dsn(dsn)
+        """A client with its own small pool, closed on exit.
+
+        Without ``dsn`` the URL comes from ``settings`` (default: the environment,
+        ``WORKFLEET_DATABASE_URL`` or ``DATABASE_URL``). The schema is ``schema`` if given, else
+        the URL's ``?schema=`` / ``?search_path=``, else ``workflow``. Raises
+        :class:`ConfigError` for unusable configuration and :class:`StoreError` when the
+        database cannot be reached within the connect timeout.
+        """
+        resolved = _resolve(dsn, settings)
+        _check_conninfo(resolved.conninfo)
+        timeout = settings.connect_timeout if settings is not None else DEFAULT_CONNECT_TIMEOUT
         pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
             resolved.conninfo,
             min_size=1,
             max_size=max_size,
             open=False,
             kwargs={"autocommit": True},
+            name="workfleet-client",
         )
-        await pool.open(wait=True)
+        try:
+            await pool.open(wait=True, timeout=timeout)
+        except PoolTimeout as exc:
+            await pool.close()
+            raise StoreError(
+                f"cannot connect to {redact(resolved.conninfo)} within {timeout:g}s"
+            ) from exc
         try:
             yield cls(pool, schema or resolved.schema)
         finally:
@@ -102,18 +134,29 @@ class Client:
         max_attempts: int | None = None,
         conn: psycopg.AsyncConnection[Any] | None = None,
     ) -> uuid.UUID:
-        """Record the intent to run ``type``; return the run id (the existing one for a
-        duplicate ``idempotency_key``). With ``conn``, the insert joins that connection's
-        current transaction."""
-        run = NewRun(type, payload, priority, run_at, delay, idempotency_key, max_attempts)
+        """Record the intent to run ``type``; return the run id.
+
+        A duplicate ``idempotency_key`` returns the existing run's id and creates nothing. With
+        ``conn`` the insert joins that connection's transaction and commits or rolls back with it.
+        """
+        run = NewRun(
+            type=type,
+            payload=payload,
+            priority=priority,
+            run_at=run_at,
+            delay=delay,
+            idempotency_key=idempotency_key,
+            max_attempts=max_attempts,
+        )
         [result] = await self.submit_many([run], conn=conn)
         return result.id
 
     async def submit_many(
         self, runs: Sequence[NewRun], *, conn: psycopg.AsyncConnection[Any] | None = None
-    ) -> list[Enqueued]:
-        """Submit several runs in one round trip, in order; ``created`` is False for duplicates."""
-        checked = [_check(r) for r in runs]
+    ) -> builtins.list[Enqueued]:
+        """Submit ``runs`` in one statement; results in input order, ``created`` False for
+        duplicate keys. Every run is checked before any is sent, so a bad one sends none."""
+        checked = [check_new_run(r) for r in runs]
         if not checked:
             return []
         if conn is not None:
@@ -121,26 +164,37 @@ class Client:
         return await self.store.enqueue_many(checked)
 
     async def get(self, run_id: uuid.UUID) -> RunRecord | None:
+        """The run with ``run_id``, or None when there is none."""
         return await self.store.get(run_id)
 
-    async def list_runs(
+    async def list(
         self,
-        *,
-        status: RunStatus | None = None,
+        status: RunStatus | str | None = None,
         type_prefix: str | None = None,
         limit: int = 50,
-    ) -> list[RunRecord]:
-        """Newest first; ``type_prefix`` is a type pattern such as ``billing.%``."""
-        like = None if type_prefix is None else TypePattern.parse(type_prefix).like()
-        return await self.store.list_runs(status=status, type_like=like, limit=limit)
+    ) -> builtins.list[RunRecord]:
+        """Runs newest first, soft-deleted ones left out.
 
-    async def events(self, run_id: uuid.UUID) -> list[Event]:
+        ``type_prefix`` is a type pattern (``billing.%`` or an exact type), matched literally:
+        ``_`` and ``%`` inside it are not wildcards.
+        """
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise ValueError(f"limit must be between 1 and {MAX_LIST_LIMIT}")
+        wanted = None if status is None else RunStatus(status)
+        like = None if type_prefix is None else TypePattern.parse(type_prefix).like()
+        return await self.store.list_runs(status=wanted, type_like=like, limit=limit)
+
+    async def events(self, run_id: uuid.UUID) -> builtins.list[Event]:
+        """The run's audit trail, oldest first (empty for an unknown id)."""
         return await self.store.events(run_id)
 
     async def cancel(self, run_id: uuid.UUID) -> bool:
-        """Cancel a pending or running run; False when it is missing or already finished."""
+        """Cancel a pending or running run; False when it is missing or already finished.
+
+        A running executor sees ``run.cancelled`` promptly; nothing it does afterwards is written.
+        """
         return await self.store.cancel(run_id)
 
     async def redrive(self, run_id: uuid.UUID) -> bool:
-        """Give a failed run fresh attempts; False when it is not failed."""
+        """Give a failed run a fresh set of attempts, runnable now; False when it is not failed."""
         return await self.store.redrive(run_id, (RunStatus.FAILED,))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 DEFAULT_SCHEMA = "workflow"
 _SCHEMA_KEYS = ("schema", "search_path")
@@ -44,17 +44,19 @@ def resolve_dsn(dsn: str) -> ResolvedDsn:
     dsn = dsn.strip()
     if dsn.startswith(("postgres://", "postgresql://")):
         parts = urlsplit(dsn)
-        query = parse_qsl(parts.query, keep_blank_values=True)
         schema: str | None = None
-        kept: list[tuple[str, str]] = []
-        for key, value in query:
-            if key in _SCHEMA_KEYS:
+        kept: list[str] = []
+        # Other parameters go to libpq byte for byte: re-encoding them (urlencode turns %20
+        # into '+', which libpq does not decode) would change values such as options=-c%20...
+        for pair in parts.query.split("&") if parts.query else []:
+            key, _, value = pair.partition("=")
+            if unquote(key) in _SCHEMA_KEYS:
                 # search_path wins over schema when both are present, as in simple-workflow
-                if key == "search_path" or schema is None:
-                    schema = _first_schema(value) or schema
-            else:
-                kept.append((key, value))
-        conninfo = urlunsplit(parts._replace(query=urlencode(kept)))
+                if unquote(key) == "search_path" or schema is None:
+                    schema = _first_schema(unquote(value)) or schema
+            elif pair:
+                kept.append(pair)
+        conninfo = urlunsplit(parts._replace(query="&".join(kept)))
     else:
         schema = None
         tokens: list[str] = []

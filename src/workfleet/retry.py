@@ -50,7 +50,10 @@ class ExponentialBackoff:
     rand: Jitter = field(default=random.random, repr=False, compare=False)
 
     def delay(self, attempt: int) -> float:
-        raw = self.base * self.factor ** (max(attempt, 1) - 1)
+        try:
+            raw = self.base * self.factor ** (max(attempt, 1) - 1)
+        except OverflowError:  # attempt in the thousands: far past any cap
+            raw = self.cap
         return min(raw, self.cap) * (1.0 + self.jitter * self.rand())
 
 

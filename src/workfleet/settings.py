@@ -7,12 +7,20 @@ CLI turns into exit code 2.
 from __future__ import annotations
 
 import os
+import re
 import socket
 import uuid
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from workfleet.dsn import ResolvedDsn, resolve_dsn, validate_schema_name
@@ -34,15 +42,25 @@ class PrefixSpec:
         """Parse ``billing.%=8`` or ``notify.%``; the last ``=N`` with integer N is the limit."""
         text = text.strip()
         head, sep, tail = text.rpartition("=")
-        if sep and tail.strip().isdigit():
+        tail = tail.strip()
+        if sep and tail.isdigit():
             concurrency = int(tail)
             if concurrency < 1:
                 raise ValueError(f"concurrency for {head!r} must be at least 1")
             return cls(TypePattern.parse(head.strip()), concurrency)
+        # 'billing.%=-1', 'billing.%=', 'notify.%=8x': a mistyped limit, not a type name
+        if sep and (head.strip().endswith("%") or _looks_numeric(tail)):
+            raise ValueError(
+                f"concurrency for {head.strip()!r} must be a whole number >= 1, got {tail!r}"
+            )
         return cls(TypePattern.parse(text), None)
 
     def __str__(self) -> str:
         return f"{self.pattern}={self.concurrency}" if self.concurrency else str(self.pattern)
+
+
+def _looks_numeric(text: str) -> bool:
+    return bool(re.fullmatch(r"[+-]?\d[\w.]*", text))
 
 
 def _default_worker_id() -> str:
@@ -66,7 +84,8 @@ class Settings(BaseSettings):
     )
     db_schema: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("WORKFLEET_SCHEMA", "db_schema"),
+        # Only the prefixed name: a bare DB_SCHEMA in the environment belongs to someone else.
+        validation_alias=AliasChoices("WORKFLEET_SCHEMA"),
         description="Schema of the workflow tables (default: from the URL, else 'workflow').",
     )
     prefixes: Annotated[list[PrefixSpec], NoDecode] = Field(
@@ -113,6 +132,15 @@ class Settings(BaseSettings):
             value = [part for part in value.split(",") if part.strip()]
         if isinstance(value, list):
             return [PrefixSpec.parse(v) if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("heartbeat_seconds")
+    @classmethod
+    def _heartbeat_within_lease(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # A heartbeat no faster than the lease lets every long run's lease expire between beats.
+        lease = info.data.get("lease_seconds")
+        if value is not None and lease is not None and value >= lease:
+            raise ValueError(f"must be shorter than WORKFLEET_LEASE_SECONDS ({lease:g})")
         return value
 
     @field_validator("db_schema")

@@ -1,8 +1,14 @@
-"""Video processor: a long run that heartbeats and checks for cancellation between operations."""
+"""Video processor: a long run that heartbeats and checks for cancellation between operations.
+
+The run's lease is extended before each next operation (``run.heartbeat(30)``), so one slow
+operation cannot outlive it; a cancellation (``UPDATE workflow_run SET status = 'cancelled'``)
+sets ``run.cancelled``, which the simulated work waits on, so it stops at once.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from pydantic import BaseModel, Field
 
@@ -10,11 +16,14 @@ import workfleet
 
 plugin = workfleet.Plugin("media")
 
+LEASE_EXTENSION_SECONDS = 30
+
 OPERATION_LINES = {
     "transcode": "Transcoding video {id}...",
     "thumbnail": "Generating thumbnails for {id}...",
     "upload": "Uploading video {id} to CDN...",
 }
+GENERIC_LINE = "Running {op} on video {id}..."
 
 
 class VideoPayload(BaseModel):
@@ -24,12 +33,16 @@ class VideoPayload(BaseModel):
 
 
 async def _work(run: workfleet.Run[VideoPayload], seconds: float) -> None:
-    """Simulated work in small slices, so a cancellation is noticed promptly."""
-    step = 0.1
-    elapsed = 0.0
-    while elapsed < seconds and not run.is_cancelled():
-        await asyncio.sleep(min(step, seconds - elapsed))
-        elapsed += step
+    """Simulated work: ``seconds`` long, or until the run is cancelled, whichever comes first."""
+    # waiting on the event (rather than sleeping) is what makes cancellation prompt
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(run.cancelled.wait(), timeout=seconds)
+
+
+def _stop(run: workfleet.Run[VideoPayload], where: str) -> workfleet.Fail:
+    run.log.info(f"Video processing cancelled for {run.payload.video_id} {where}")
+    # the runtime writes nothing for a cancelled run; Fail only ends this execution
+    return workfleet.Fail("cancelled")
 
 
 @plugin.executor("media.video.v1", payload=VideoPayload, timeout=3600)
@@ -41,16 +54,20 @@ async def process_video(run: workfleet.Run[VideoPayload]) -> dict[str, object]:
     total = len(p.operations)
     for index, operation in enumerate(p.operations, start=1):
         if run.is_cancelled():
-            run.log.info(f"Video processing cancelled for {p.video_id} before {operation}")
-            raise workfleet.Fail("cancelled")
+            raise _stop(run, f"before {operation}")
         run.log.info(f"Executing operation {index}/{total}: {operation}")
-        line = OPERATION_LINES.get(operation, "Running {op} on video {id}...")
+        line = OPERATION_LINES.get(operation, GENERIC_LINE)
         run.log.info(line.format(id=p.video_id, op=operation))
         await _work(run, p.seconds_per_operation)
-        run.log.info("Extending lease by 30 seconds...")
-        await run.heartbeat(30)
+        if index < total and not run.is_cancelled():
+            run.log.info(f"Extending lease by {LEASE_EXTENSION_SECONDS} seconds...")
+            await run.heartbeat(LEASE_EXTENSION_SECONDS)
     if run.is_cancelled():
-        run.log.info(f"Video processing cancelled for {p.video_id} after the last operation")
-        raise workfleet.Fail("cancelled")
+        raise _stop(run, f"during {p.operations[-1]}")
     run.log.info(f"Video processing completed for {p.video_id}")
-    return {"video_id": p.video_id, "operations": p.operations, "status": "completed"}
+    return {
+        "status": "completed",
+        "video_id": p.video_id,
+        "operations": p.operations,
+        "attempt": run.attempt,
+    }

@@ -32,6 +32,13 @@ class Push(BaseModel):
     body: str = ""
 
 
+def _check(run: workfleet.SyncRun[Any]) -> None:
+    """Stop between steps once the run is cancelled (sync executors cannot be interrupted)."""
+    if run.is_cancelled():
+        run.log.info(f"Notification cancelled: {run.type}")
+        raise workfleet.Fail("cancelled")
+
+
 def _email(run: workfleet.SyncRun[Any], p: Email) -> dict[str, str]:
     run.log.info(f"Sending email to {p.to}: {p.subject}")
     _check(run)
@@ -58,12 +65,6 @@ CHANNELS: dict[str, tuple[type[BaseModel], Callable[..., dict[str, str]]]] = {
     "sms": (Sms, _sms),
     "push": (Push, _push),
 }
-
-
-def _check(run: workfleet.SyncRun[Any]) -> None:
-    if run.is_cancelled():
-        run.log.info(f"Notification cancelled: {run.type}")
-        raise workfleet.Fail("cancelled")
 
 
 @plugin.executor("notify.%", timeout=30)
