@@ -123,6 +123,8 @@ class Settings(BaseSettings):
     retention_cancelled_days: float = Field(default=7.0, ge=0)
     retention_failed_days: float = Field(default=30.0, ge=0)
 
+    pending_metrics_interval: float = Field(default=15.0, ge=0)
+
     skip_broken_plugins: bool = False
 
     @field_validator("prefixes", mode="before")

@@ -40,6 +40,9 @@ def _exercised() -> CollectorRegistry:
     m.heartbeat(1)
     m.lease_lost("billing.%")
     m.listener(True, True)
+    m.listener_enabled.set(1)
+    m.set_pending("billing.%", 12, 4.5)
+    m.plugin_failed("broken")
     return registry
 
 

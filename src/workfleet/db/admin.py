@@ -54,6 +54,15 @@ class OldestPending:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingStat:
+    """Runnable runs of one lease-loop prefix and how long the oldest has been due."""
+
+    prefix: str
+    pending: int
+    oldest_age_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
 class StatusSummary:
     """What ``workfleet status`` shows. Never contains payloads."""
 
@@ -142,6 +151,19 @@ class AdminStore(QueryStore):
         patterns = [TypePattern.parse(p) for w in workers for p in w.patterns if p]
         unserved = sorted(o.type for o in oldest if not any(p.matches(o.type) for p in patterns))
         return StatusSummary(counts, oldest, workers, unserved)
+
+    async def pending_by_prefix(self, patterns: Sequence[TypePattern]) -> list[PendingStat]:
+        """Runnable (due, pending, not deleted) runs per pattern, labelled ``str(pattern)``."""
+        if not patterns:
+            return []
+        rows = await self._fetch(
+            "pending_by_prefix",
+            {"names": [str(p) for p in patterns], "likes": [p.like() for p in patterns]},
+        )
+        return [
+            PendingStat(r["prefix"], int(r["pending"]), float(r["oldest_age_seconds"]))
+            for r in rows
+        ]
 
     # --- schedules ------------------------------------------------------------------------
 

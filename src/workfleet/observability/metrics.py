@@ -106,6 +106,31 @@ class Metrics(NullObserver):
             ["prefix"],
             registry=registry,
         )
+        self.listener_enabled = Gauge(
+            "workfleet_listener_enabled",
+            "1 when the worker uses LISTEN/NOTIFY, 0 in poll-only mode.",
+            registry=registry,
+        )
+        self.pending = Gauge(
+            "workfleet_runs_pending",
+            "Runnable runs (pending, due, not deleted) matching the prefix; refreshed every "
+            "WORKFLEET_PENDING_METRICS_INTERVAL seconds.",
+            ["prefix"],
+            registry=registry,
+        )
+        self.oldest_pending_age = Gauge(
+            "workfleet_oldest_pending_age_seconds",
+            "Seconds the oldest runnable run of the prefix has been due (0: none).",
+            ["prefix"],
+            registry=registry,
+        )
+        self.plugin_load_errors = Counter(
+            "workfleet_plugin_load_errors",
+            "Plugins that failed to import or validate (kept running with "
+            "WORKFLEET_SKIP_BROKEN_PLUGINS), by entry point.",
+            ["plugin"],
+            registry=registry,
+        )
         self.build = Info("workfleet_build", "Build information.", registry=registry)
         self.build.info({"version": version})
 
@@ -141,6 +166,13 @@ class Metrics(NullObserver):
         self.listener_up.set(1 if connected else 0)
         if reconnect:
             self.listener_reconnects.inc()
+
+    def set_pending(self, prefix: str, pending: int, oldest_age_seconds: float) -> None:
+        self.pending.labels(prefix).set(pending)
+        self.oldest_pending_age.labels(prefix).set(oldest_age_seconds)
+
+    def plugin_failed(self, entry_point: str) -> None:
+        self.plugin_load_errors.labels(entry_point).inc()
 
 
 class PoolCollector(Collector):

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
+
 from workfleet.errors import StoreError
 from workfleet.models import ClaimedRun, Outcome
 from workfleet.patterns import TypePattern, claim_filter
@@ -166,6 +168,14 @@ class Engine:
         task.add_done_callback(self._tasks.discard)
 
     async def _execute(self, execution: Execution, loop: LeaseLoop) -> None:
+        # This task's own context: any structlog logger the executor uses carries the run
+        claimed = execution.claimed
+        structlog.contextvars.bind_contextvars(
+            run_id=str(claimed.id),
+            type=claimed.type,
+            attempt=claimed.attempt + 1,
+            worker_id=self.config.worker_id,
+        )
         outcome = Outcome.FAILED
         slot_freed = False
         try:

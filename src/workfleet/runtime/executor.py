@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextvars
 import json
 import time
 import traceback
@@ -256,7 +257,9 @@ class Execution:
         if spec.is_async:
             future: asyncio.Future[Any] = asyncio.ensure_future(spec.fn(self.run))
             return future
-        self._thread_future = self.threads.submit(spec.fn, self.run)
+        # the thread sees the run's log context (structlog contextvars) like an async executor
+        context = contextvars.copy_context()
+        self._thread_future = self.threads.submit(context.run, spec.fn, self.run)
         return asyncio.wrap_future(self._thread_future)
 
     def _decide(self, inner: asyncio.Future[Any]) -> Decision:

@@ -1,4 +1,4 @@
-"""Side loops every worker runs: the cron ticker and maintenance.
+"""Side loops every worker runs: the cron ticker, maintenance and the pending-runs gauges.
 
 Both are safe to run in every worker: the ticker and retention take a transaction-level advisory
 lock per pass (one leader per database at a time; the others skip), schedule firings are
@@ -13,12 +13,22 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from workfleet.errors import StoreError
+from workfleet.patterns import TypePattern
 from workfleet.store import RunStore
 
 
 class FiredLike(Protocol):
     @property
     def type(self) -> str: ...
+
+
+class PendingLike(Protocol):
+    @property
+    def prefix(self) -> str: ...
+    @property
+    def pending(self) -> int: ...
+    @property
+    def oldest_age_seconds(self) -> float: ...
 
 
 class OpsStore(Protocol):
@@ -35,6 +45,7 @@ class OpsStore(Protocol):
     ) -> int: ...
     async def touch_worker(self, worker_id: str) -> None: ...
     async def prune_workers(self, older_than: float) -> int: ...
+    async def pending_by_prefix(self, patterns: Sequence[TypePattern]) -> Sequence[PendingLike]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,4 +131,32 @@ async def maintenance_loop(
             log.warning("maintenance pass failed", error=str(exc))
         since_retention += cfg.sweep_interval
         if await _pause(stop, cfg.sweep_interval):
+            return
+
+
+async def pending_loop(
+    ops: OpsStore,
+    patterns: Sequence[TypePattern],
+    interval: float,
+    report: Callable[[str, int, float], None],
+    stop: asyncio.Event,
+    log: Any,
+) -> None:
+    """Refresh the pending / oldest-pending gauges every ``interval`` seconds.
+
+    One indexed statement per interval for all of this worker's prefixes, whatever the scrape
+    rate: scrapes read the cached values. After a failed refresh the last values stay; the
+    claim-error counter and readiness already report the outage.
+    """
+    failing = False
+    while not stop.is_set():
+        try:
+            for stat in await ops.pending_by_prefix(patterns):
+                report(stat.prefix, stat.pending, stat.oldest_age_seconds)
+            failing = False
+        except StoreError as exc:
+            if not failing:  # once per outage, not once per interval
+                log.warning("pending gauges not refreshed", error=str(exc))
+            failing = True
+        if await _pause(stop, interval):
             return

@@ -34,7 +34,12 @@ from workfleet.observability.metrics import Metrics, PoolCollector
 from workfleet.patterns import TypePattern
 from workfleet.plugins import Discovery
 from workfleet.runtime.engine import Engine, EngineConfig, LoopConfig
-from workfleet.runtime.maintenance import MaintenanceConfig, maintenance_loop, ticker_loop
+from workfleet.runtime.maintenance import (
+    MaintenanceConfig,
+    maintenance_loop,
+    pending_loop,
+    ticker_loop,
+)
 from workfleet.runtime.observer import FanOut, NullObserver, Observer
 from workfleet.settings import Settings
 
@@ -94,6 +99,9 @@ class Worker:
         self.log = get_logger(worker_id=settings.worker_id)
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry, __version__)
+        self.metrics.listener_enabled.set(0 if settings.poll_only else 1)
+        for failure in discovery.failures:
+            self.metrics.plugin_failed(failure.plugin.name)
         self._db = _DbHealth()
         self.observer: Observer = FanOut(
             [self.metrics, self._db, *([observer] if observer else [])]
@@ -229,6 +237,16 @@ class Worker:
             tasks.append(asyncio.create_task(ticker, name="schedules"))
         maintenance = maintenance_loop(store, admin, mcfg, stop, self.log, engine.wake_all)
         tasks.append(asyncio.create_task(maintenance, name="maintenance"))
+        if s.pending_metrics_interval > 0:
+            gauges = pending_loop(
+                admin,
+                [lp.pattern for lp in self.loops],
+                s.pending_metrics_interval,
+                self.metrics.set_pending,
+                stop,
+                self.log,
+            )
+            tasks.append(asyncio.create_task(gauges, name="pending-gauges"))
         return tasks
 
     async def _wait_stop_or_crash(
