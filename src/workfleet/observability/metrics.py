@@ -7,7 +7,7 @@ Names use the ``workfleet_`` prefix, base units and ``_total`` counters; labels 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, get_args
 
 from prometheus_client import (
     CollectorRegistry,
@@ -133,6 +133,19 @@ class Metrics(NullObserver):
         )
         self.build = Info("workfleet_build", "Build information.", registry=registry)
         self.build.info({"version": version})
+        self._types_seen: set[tuple[str, str]] = set()
+
+    def init_prefix(self, prefix: str) -> None:
+        """Export a lease loop's counters at 0 from the start.
+
+        A labelled counter that appears only on its first increment makes ``rate()`` and
+        ``increase()`` miss that increment and leaves alert expressions without a series.
+        """
+        self.claimed_total.labels(prefix)
+        self.claim_errors.labels(prefix)
+        self.lease_losses.labels(prefix)
+        for source in get_args(WakeSource):
+            self.wakeups.labels(prefix, source)
 
     def claimed(self, prefix: str, count: int, seconds: float) -> None:
         self.claim_duration.labels(prefix).observe(seconds)
@@ -146,6 +159,11 @@ class Metrics(NullObserver):
         self.queue_wait.labels(prefix, run_type).observe(max(queue_wait, 0.0))
 
     def run_finished(self, prefix: str, run_type: str, outcome: Outcome, seconds: float) -> None:
+        if (prefix, run_type) not in self._types_seen:
+            # every outcome of a type from its first run on, so failure ratios have a series
+            self._types_seen.add((prefix, run_type))
+            for each in Outcome:
+                self.finished_total.labels(prefix, run_type, str(each))
         self.finished_total.labels(prefix, run_type, str(outcome)).inc()
         self.run_duration.labels(prefix, run_type).observe(seconds)
 

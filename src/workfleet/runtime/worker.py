@@ -100,6 +100,8 @@ class Worker:
         self.registry = registry or CollectorRegistry()
         self.metrics = Metrics(self.registry, __version__)
         self.metrics.listener_enabled.set(0 if settings.poll_only else 1)
+        for loop in self.loops:
+            self.metrics.init_prefix(str(loop.pattern))
         for failure in discovery.failures:
             self.metrics.plugin_failed(failure.plugin.name)
         self._db = _DbHealth()
