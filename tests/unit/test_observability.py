@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from workfleet.models import Outcome
-from workfleet.observability.http import Health, HttpServer
+from workfleet.observability.http import Health, HttpServer, LoopWatchdog
 from workfleet.observability.metrics import Metrics, PoolCollector
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
@@ -106,4 +110,34 @@ async def test_probes_follow_the_worker_state() -> None:
         assert status == 200 and "workfleet_runs_claimed_total" in body
         assert (await _get(server.port, "/nope"))[0] == 404
     finally:
+        await server.stop()
+
+
+def _get_blocking(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+
+
+async def test_livez_answers_503_while_the_event_loop_is_blocked() -> None:
+    watchdog = LoopWatchdog(interval=0.05, max_lag=0.2)
+    health = Health(alive=lambda: (True, "ok") if watchdog.healthy() else (False, "blocked"))
+    server = HttpServer(_exercised(), health, "127.0.0.1", 0)
+    await server.start()
+    ticking = asyncio.create_task(watchdog.run())
+    try:
+        await asyncio.sleep(0.1)
+        assert await asyncio.to_thread(_get_blocking, server.port, "/livez") == (200, "ok\n")
+        answers: list[tuple[int, str]] = []
+        probe = threading.Timer(0.8, lambda: answers.append(_get_blocking(server.port, "/livez")))
+        probe.start()
+        time.sleep(1.2)  # noqa: ASYNC251 - on purpose: a CPU-bound executor holding the loop
+        probe.join()
+        assert answers == [(503, "blocked\n")], "the probe answers although the loop cannot"
+        await asyncio.sleep(0.2)
+        assert await asyncio.to_thread(_get_blocking, server.port, "/livez") == (200, "ok\n")
+    finally:
+        ticking.cancel()
         await server.stop()

@@ -1,23 +1,30 @@
-"""A tiny HTTP server for ``/metrics`` and the probes; no web framework needed for four GETs.
+"""The probe and metrics server: ``/metrics``, ``/livez``, ``/readyz``, ``/startupz``.
+
+It runs in its own thread, not on the event loop, so that it still answers when the loop is
+blocked (a CPU-bound async executor, a stuck C call): ``/livez`` then says 503 "event loop
+blocked" instead of timing out, and ``/metrics`` keeps showing what happened up to then.
 
 ``/livez`` never depends on Postgres (a database outage must not restart every pod): it fails
-only when the event loop is blocked or a lease loop stopped making progress. ``/readyz`` is true
-once started, while the pool and listener are up and until shutdown begins.
+only when the event loop is blocked or a lease loop or core task died. ``/readyz`` is true
+once started, while the database and the listener are up, and until shutdown begins.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 
 @dataclass(slots=True)
 class Health:
-    """Flags the worker flips as it starts, runs and stops."""
+    """Flags the worker flips as it starts, runs and stops (read from the server's thread)."""
 
     started: bool = False
     draining: bool = False
@@ -37,26 +44,55 @@ class Health:
         return True, "ok"
 
 
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def do_GET(self) -> None:
+        status, ctype, body = self.server.owner.route(self.path.split("?", 1)[0])
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Probes every few seconds would drown the worker's own log lines."""
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    owner: HttpServer
+
+
 class HttpServer:
-    """Serves ``/metrics``, ``/livez``, ``/readyz`` and ``/startupz`` on one port."""
+    """Serves ``/metrics`` and the probes on one port, from a background thread."""
 
     def __init__(self, registry: CollectorRegistry, health: Health, host: str, port: int) -> None:
         self.registry = registry
         self.health = health
         self.host = host
         self.port = port
-        self._server: asyncio.Server | None = None
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._handle, self.host, self.port)
-        sockets = self._server.sockets or ()
-        if sockets:
-            self.port = sockets[0].getsockname()[1]
+        """Bind (``OSError`` if the port is taken) and serve in a daemon thread."""
+        server = _Server((self.host, self.port), _Handler)
+        server.owner = self
+        self.port = int(server.server_address[1])
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.2}, name="workfleet-http"
+        )
+        self._thread.daemon = True
+        self._thread.start()
 
     async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
+        server, self._server = self._server, None
+        if server is not None:
+            await asyncio.to_thread(server.shutdown)
+            server.server_close()
 
     def route(self, path: str) -> tuple[int, str, bytes]:
         if path == "/metrics":
@@ -70,26 +106,6 @@ class HttpServer:
         else:
             return 404, "text/plain", b"not found\n"
         return (200 if ok else 503), "text/plain", (why + "\n").encode()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            request = await asyncio.wait_for(reader.readline(), 5)
-            while (await asyncio.wait_for(reader.readline(), 5)) not in (b"\r\n", b"\n", b""):
-                pass
-            parts = request.decode("latin-1").split()
-            path = parts[1].split("?")[0] if len(parts) >= 2 else "/"
-            status, ctype, body = self.route(path)
-            reason = {200: "OK", 404: "Not Found", 503: "Service Unavailable"}[status]
-            head = (
-                f"HTTP/1.1 {status} {reason}\r\nContent-Type: {ctype}\r\n"
-                f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-            )
-            writer.write(head.encode() + body)
-            await writer.drain()
-        except (TimeoutError, ConnectionError):
-            pass
-        finally:
-            writer.close()
 
 
 class LoopWatchdog:
