@@ -25,9 +25,13 @@ class ResolvedDsn:
 
 
 def _first_schema(value: str) -> str:
-    # search_path may list several schemas ("workflow,public"); ours is the first one
-    first = value.split(",", maxsplit=1)[0].strip().strip('"')
-    return first
+    # search_path may list several schemas ("workflow,public"); ours is the first one that
+    # names a schema: "$user" stands for the role's own schema, which may not even exist
+    for part in value.split(","):
+        name = part.strip().strip('"')
+        if name and name != "$user":
+            return name
+    return ""
 
 
 def validate_schema_name(name: str) -> str:

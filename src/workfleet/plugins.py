@@ -58,7 +58,8 @@ def load_plugin(found: FoundPlugin) -> Plugin:
     """Import one entry point and validate it is a :class:`Plugin`."""
     try:
         obj = metadata.EntryPoint(found.name, found.value, ENTRY_POINT_GROUP).load()
-    except Exception as exc:
+    # SystemExit too: a plugin calling sys.exit() at import must not end the worker silently
+    except (Exception, SystemExit) as exc:
         raise PluginError(
             f"cannot load {found.describe()}: {type(exc).__name__}: {exc}",
             distribution=found.distribution,

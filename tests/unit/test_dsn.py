@@ -123,3 +123,15 @@ def test_bad_schema_name(url: str) -> None:
 def test_redact(text: str, expected: str) -> None:
     assert redact(text) == expected
     assert "s3cret" not in redact(text)
+
+
+@pytest.mark.parametrize(
+    ("url", "schema"),
+    [
+        ('postgresql://h/db?search_path="$user",workflow', "workflow"),
+        ("postgresql://h/db?search_path=%22%24user%22%2Cpublic", "public"),
+        ('postgresql://h/db?search_path="$user"', "workflow"),
+    ],
+)
+def test_search_path_user_token_is_not_a_schema(url: str, schema: str) -> None:
+    assert resolve_dsn(url).schema == schema

@@ -95,6 +95,20 @@ def test_import_failure_names_distribution_and_entry_point(site: Path) -> None:
     assert isinstance(info.value.__cause__, RuntimeError)
 
 
+def test_plugin_exiting_at_import_is_a_plugin_error(site: Path) -> None:
+    _distribution(
+        site,
+        "exiting-plugin",
+        "exiting_plugin",
+        "import sys\nsys.exit(3)\n",
+        "exiting_plugin:plugin",
+    )
+    with pytest.raises(PluginError) as info:
+        discover()
+    assert info.value.entry_point == "exiting_plugin"
+    assert "SystemExit" in str(info.value)
+
+
 def test_skip_broken_records_the_failure_and_keeps_the_rest(site: Path) -> None:
     _distribution(
         site, "broken-plugin", "broken_plugin", "import no_such_module_here\n", "broken_plugin:p"
