@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench format clean
+.PHONY: run test chaos lint bench format clean
 
 $(STAMP): pyproject.toml plugins/workfleet-examples/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,10 @@ run: $(STAMP)
 ## test: the whole suite against real PostgreSQL ($$WORKFLEET_TEST_DATABASE_URL, else embedded)
 test: $(STAMP)
 	$(BIN)/pytest
+
+## chaos: only the fault-injection scenarios (also part of make test)
+chaos: $(STAMP)
+	$(BIN)/pytest -m chaos
 
 ## lint: ruff, formatting, mypy --strict and the import-layer contracts
 lint: $(STAMP)

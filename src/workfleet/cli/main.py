@@ -30,14 +30,34 @@ EXIT = {
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
 
-def run_async(coro: Coroutine[Any, Any, int]) -> int:
-    """Run ``coro`` on uvloop when available (the worker's loop), else asyncio's."""
+def run_async(coro: Coroutine[Any, Any, int], *, exit_grace: float = 1.0) -> int:
+    """Run ``coro`` on uvloop when available (the worker's loop), else asyncio's.
+
+    Unlike ``asyncio.run``, tasks still pending when ``coro`` returns are cancelled and given
+    ``exit_grace`` seconds, then abandoned: an executor that swallows ``CancelledError`` must
+    not keep a stopped worker alive.
+    """
     try:
         import uvloop
+
+        loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
     except ImportError:  # pragma: no cover - uvloop is a dependency on every supported OS
-        return asyncio.run(coro)
-    result: int = uvloop.run(coro)
-    return result
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        result: int = loop.run_until_complete(coro)
+        return result
+    finally:
+        try:
+            leftovers = [t for t in asyncio.all_tasks(loop) if not t.done()]
+            for task in leftovers:
+                task.cancel()
+            if leftovers:
+                loop.run_until_complete(asyncio.wait(leftovers, timeout=exit_grace))
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 def _common(p: argparse.ArgumentParser) -> None:

@@ -96,6 +96,8 @@ class Engine:
         self.loop_tasks: list[asyncio.Task[None]] = []
         self.side_tasks: list[asyncio.Task[None]] = []
         self.draining = False
+        # per loop: executor threads still running after their outcome was decided
+        self.abandoned_threads: dict[str, int] = {}
 
     def _make_loop(self, lc: LoopConfig) -> LeaseLoop:
         exact, likes = claim_filter(lc.pattern, self.registry.patterns)
@@ -217,11 +219,22 @@ class Engine:
 
     def _free_when_thread_ends(self, execution: Execution, loop: LeaseLoop) -> None:
         aio_loop = asyncio.get_running_loop()
+        self.abandoned_threads[loop.name] = self.abandoned_threads.get(loop.name, 0) + 1
+
+        def freed() -> None:
+            self.abandoned_threads[loop.name] -= 1
+            loop.slot_freed()
 
         def done() -> None:
-            aio_loop.call_soon_threadsafe(loop.slot_freed)
+            aio_loop.call_soon_threadsafe(freed)
 
         execution.on_thread_done(done)
+
+    def wedged_loops(self) -> list[str]:
+        """Loops whose every slot is held by an executor thread that outlived its outcome."""
+        return [
+            lp.name for lp in self.loops if self.abandoned_threads.get(lp.name, 0) >= lp.concurrency
+        ]
 
     def _log_outcome(self, execution: Execution, outcome: Outcome) -> None:
         seconds = round(time.monotonic() - execution.started, 3)

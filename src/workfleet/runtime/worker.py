@@ -277,6 +277,12 @@ class Worker:
             for t in (*getattr(engine, "loop_tasks", []), *getattr(engine, "side_tasks", [])):
                 if t.done() and not engine.draining:
                     return False, f"task {t.get_name()} died"
+            wedged = engine.wedged_loops()
+            if wedged and not engine.draining:
+                return False, (
+                    f"every slot of {', '.join(wedged)} is held by an executor thread "
+                    "that ignored its timeout"
+                )
         return True, "ok"
 
     def _engine_config(self) -> EngineConfig:

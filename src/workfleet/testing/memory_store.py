@@ -283,10 +283,10 @@ class MemoryStore:
                 r
                 for r in self._runs.values()
                 if r.status is RunStatus.LEASED
-                and r.lease_until is not None
-                and r.lease_until < now
+                # a leased row without a lease (edited by hand) is as expired as can be
+                and (r.lease_until is None or r.lease_until < now)
             ),
-            key=lambda r: (r.lease_until or now, r.seq),
+            key=lambda r: (r.lease_until is not None, r.lease_until or now, r.seq),
         )[:limit]
         failed = 0
         for r in expired:

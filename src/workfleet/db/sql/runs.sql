@@ -160,8 +160,9 @@ SELECT r.id, (SELECT count(*) FROM wake) AS notified FROM released r;
 WITH expired AS (
     SELECT r.id
     FROM {schema}.workflow_run r
-    WHERE r.status = 'leased' AND r.lease_until < now()
-    ORDER BY r.lease_until
+    -- a leased row without a lease (inserted or edited by hand) is as expired as can be
+    WHERE r.status = 'leased' AND (r.lease_until < now() OR r.lease_until IS NULL)
+    ORDER BY r.lease_until NULLS FIRST
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
 ), swept AS (
