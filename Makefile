@@ -31,9 +31,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## bench: drain throughput and enqueue-to-start latency
+## bench: the benchmark suite W1-W6 beside pgqueuer and the raw-SQL ceiling (prints a table)
 bench: $(STAMP)
-	$(BIN)/python benchmarks/drain.py
+	$(BIN)/python -m benchmarks
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -42,9 +42,10 @@ class LeaseHandle(Protocol):
 class _RunBase(Generic[P]):
     __slots__ = (
         "_handle",
+        "_log",
+        "_log_source",
         "attempt",
         "id",
-        "log",
         "max_attempts",
         "payload",
         "raw_payload",
@@ -70,7 +71,18 @@ class _RunBase(Generic[P]):
         self.attempt = attempt  # 1 on the first try, 2 on the first retry, ...
         self.max_attempts = max_attempts
         self._handle = handle
-        self.log = log
+        self._log_source = log
+        self._log: structlog.typing.FilteringBoundLogger | None = None
+
+    @property
+    def log(self) -> structlog.typing.FilteringBoundLogger:
+        """``log`` bound to this run's id, type and attempt (bound on first use: most runs
+        never log, and binding costs more than the rest of a no-op run's bookkeeping)."""
+        if self._log is None:
+            self._log = self._log_source.bind(
+                run_id=str(self.id), type=self.type, attempt=self.attempt
+            )
+        return self._log
 
     @property
     def is_last_attempt(self) -> bool:

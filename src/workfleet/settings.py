@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     poll_interval: float = Field(default=5.0, gt=0, le=3600)
     fetch_cooldown: float = Field(default=0.01, ge=0, le=60)
     poll_only: bool = False
+    # "all": the full audit trail; "failures": no leased/started/succeeded events (the hot
+    # path's rows), retries, failures, cancellations and everything else still recorded
+    run_events: Literal["all", "failures"] = "all"
     drain_timeout: float = Field(default=30.0, ge=0)
     cancel_grace: float = Field(default=5.0, ge=0)
 

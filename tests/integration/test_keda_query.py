@@ -122,6 +122,7 @@ async def test_keda_query_counts_what_the_claim_takes_using_an_index(
                 "limit": 10_000,
                 "worker_id": "keda-check",
                 "lease": 30.0,
+                "lifecycle": True,
             },
         )
         assert len(await cur.fetchall()) == eligible

@@ -65,6 +65,14 @@ def make_plugin() -> Plugin:
     def in_thread(run: SyncRun[Any]) -> str:
         return threading.current_thread().name
 
+    @plugin.executor("u.nul-result.v1")
+    async def nul_result(run: Run[Any]) -> str:
+        return "before\x00after"
+
+    @plugin.executor("u.nul-error.v1", max_attempts=1)
+    async def nul_error(run: Run[Any]) -> None:
+        raise ValueError("bad\x00byte")
+
     return plugin
 
 
@@ -232,3 +240,61 @@ async def test_stop_lets_quick_runs_finish(rig: Any) -> None:
     await stopping
     for run_id in ids:
         assert (await store.get(run_id)).status is RunStatus.SUCCEEDED
+
+
+async def test_nul_characters_fail_the_run_instead_of_the_write(rig: Any) -> None:
+    """PostgreSQL cannot store NUL: a result with one fails that run, an error message with one
+    is spelt out, and the batched write (shared with other runs) goes through."""
+    engine, store, observer, _ = rig
+    [bad_result] = await submit(engine, store, "u.nul-result.v1")
+    [bad_error] = await submit(engine, store, "u.nul-error.v1")
+    [fine] = await submit(engine, store, "u.ok.v1")
+    await observer.wait_for(lambda: observer.finished == 3)
+    await engine.completer.wait_idle()
+    record = await store.get(bad_result)
+    assert record.status is RunStatus.FAILED
+    assert "NUL character" in (record.last_error or "")
+    record = await store.get(bad_error)
+    assert (record.status, record.last_error) == (RunStatus.FAILED, "ValueError: bad\\x00byte")
+    assert (await store.get(fine)).status is RunStatus.SUCCEEDED
+
+
+class _SlowWrites(MemoryStore):
+    """Outcome writes wait for ``gate``: a database that is slow to commit."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.gate = asyncio.Event()
+
+    async def complete_many(self, worker_id: str, completions: Any) -> Any:
+        await self.gate.wait()
+        return await super().complete_many(worker_id, completions)
+
+
+async def test_unwritten_outcomes_hold_back_claims() -> None:
+    """Slots free before outcomes are written, but leases held stay <= 2 x concurrency."""
+    store = _SlowWrites(ManualClock())
+    observer = RecordingObserver()
+    config = EngineConfig(
+        worker_id="w1",
+        loops=[LoopConfig(TypePattern.parse("u.%"), 3)],
+        poll_interval=3600,
+        fetch_cooldown=0,
+    )
+    registry = ExecutorRegistry.from_plugins([make_plugin()])
+    engine = Engine(store, registry, config, observer, structlog.get_logger())
+    task = asyncio.create_task(engine.run())
+    try:
+        await submit(engine, store, "u.ok.v1", 20)
+        await observer.wait_for(lambda: len(observer.started) == 6)
+        for _ in range(20):  # give the loop every chance to claim more than it may
+            await asyncio.sleep(0)
+        leased = await store.list_runs(status=RunStatus.LEASED, limit=100)
+        assert len(leased) == 6, "3 outcomes awaiting their write + 3 more executed"
+        assert len(observer.started) == 6
+        store.gate.set()
+        await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 20)
+    finally:
+        store.gate.set()
+        await engine.stop(0.5)
+        await asyncio.wait_for(task, 5)

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
 
 from workfleet.db.queries import Queries, QueryStore
 from workfleet.errors import StoreError
@@ -44,8 +45,40 @@ def _status(value: str | None) -> RunStatus | None:
     return None if value is None else RunStatus(value)
 
 
+def completions_json(completions: Sequence[Completion]) -> str:
+    """The ``complete_many`` batch as one JSON document (see the query's comment)."""
+    return json.dumps(
+        [
+            {
+                "id": str(c.lease.run_id),
+                "attempt": c.lease.attempt,
+                "status": c.status.value,
+                "event": c.event.value,
+                "consume": c.consume_attempt,
+                "delay": c.delay,
+                "result": c.result_json,
+                "error": c.error,
+                "data": c.event_data,
+            }
+            for c in completions
+        ],
+        default=str,
+        separators=(",", ":"),
+    )
+
+
 class PgStore(QueryStore):
-    """Runs in PostgreSQL, through a shared :class:`AsyncConnectionPool`."""
+    """Runs in PostgreSQL, through a shared :class:`AsyncConnectionPool`.
+
+    ``lifecycle_events`` False (``WORKFLEET_RUN_EVENTS=failures``) leaves out the ``leased``,
+    ``started`` and ``succeeded`` events; every other event is written as always.
+    """
+
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], schema: str, *, lifecycle_events: bool = True
+    ) -> None:
+        super().__init__(pool, schema)
+        self.lifecycle_events = lifecycle_events
 
     # --- lease loop ---------------------------------------------------------------------------
 
@@ -62,6 +95,7 @@ class PgStore(QueryStore):
                 "limit": limit,
                 "worker_id": worker_id,
                 "lease": float(lease_seconds),
+                "lifecycle": self.lifecycle_events,
             },
         )
         return [
@@ -97,15 +131,8 @@ class PgStore(QueryStore):
             "complete_many",
             {
                 "worker_id": worker_id,
-                "ids": [c.lease.run_id for c in completions],
-                "attempts": [c.lease.attempt for c in completions],
-                "statuses": [str(c.status) for c in completions],
-                "events": [str(c.event) for c in completions],
-                "consume": [c.consume_attempt for c in completions],
-                "delays": [c.delay for c in completions],
-                "results": [c.result_json for c in completions],
-                "errors": [c.error for c in completions],
-                "event_data": [json.dumps(c.event_data, default=str) for c in completions],
+                "batch": completions_json(completions),
+                "lifecycle": self.lifecycle_events,
             },
         )
         return {r["id"] for r in rows}

@@ -7,6 +7,7 @@ Names use the ``workfleet_`` prefix, base units and ``_total`` counters; labels 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Any, get_args
 
 from prometheus_client import (
@@ -133,7 +134,10 @@ class Metrics(NullObserver):
         )
         self.build = Info("workfleet_build", "Build information.", registry=registry)
         self.build.info({"version": version})
-        self._types_seen: set[tuple[str, str]] = set()
+        # labelled children per (prefix, type): labels() hashes and locks on every call, and
+        # the per-run path would pay that four times per run
+        self._series: dict[tuple[str, str], _RunSeries] = {}
+        self._flight: dict[str, tuple[Any, Any]] = {}
 
     def init_prefix(self, prefix: str) -> None:
         """Export a lease loop's counters at 0 from the start.
@@ -155,24 +159,36 @@ class Metrics(NullObserver):
     def claim_failed(self, prefix: str) -> None:
         self.claim_errors.labels(prefix).inc()
 
+    def _run_series(self, prefix: str, run_type: str) -> _RunSeries:
+        series = self._series.get((prefix, run_type))
+        if series is None:
+            # every outcome of a type from its first run on, so failure ratios have a series
+            series = _RunSeries(
+                self.queue_wait.labels(prefix, run_type),
+                self.run_duration.labels(prefix, run_type),
+                {each: self.finished_total.labels(prefix, run_type, str(each)) for each in Outcome},
+            )
+            self._series[(prefix, run_type)] = series
+        return series
+
     def run_started(self, prefix: str, run_type: str, queue_wait: float) -> None:
-        self.queue_wait.labels(prefix, run_type).observe(max(queue_wait, 0.0))
+        self._run_series(prefix, run_type).queue_wait.observe(max(queue_wait, 0.0))
 
     def run_finished(self, prefix: str, run_type: str, outcome: Outcome, seconds: float) -> None:
-        if (prefix, run_type) not in self._types_seen:
-            # every outcome of a type from its first run on, so failure ratios have a series
-            self._types_seen.add((prefix, run_type))
-            for each in Outcome:
-                self.finished_total.labels(prefix, run_type, str(each))
-        self.finished_total.labels(prefix, run_type, str(outcome)).inc()
-        self.run_duration.labels(prefix, run_type).observe(seconds)
+        series = self._run_series(prefix, run_type)
+        series.finished[outcome].inc()
+        series.duration.observe(seconds)
 
     def woke(self, prefix: str, source: WakeSource) -> None:
         self.wakeups.labels(prefix, source).inc()
 
     def in_flight(self, prefix: str, count: int, concurrency: int) -> None:
-        self.in_flight_gauge.labels(prefix).set(count)
-        self.concurrency_gauge.labels(prefix).set(concurrency)
+        gauges = self._flight.get(prefix)
+        if gauges is None:
+            gauges = (self.in_flight_gauge.labels(prefix), self.concurrency_gauge.labels(prefix))
+            self._flight[prefix] = gauges
+        gauges[0].set(count)
+        gauges[1].set(concurrency)
 
     def heartbeat(self, count: int) -> None:
         self.heartbeats.inc()
@@ -191,6 +207,13 @@ class Metrics(NullObserver):
 
     def plugin_failed(self, entry_point: str) -> None:
         self.plugin_load_errors.labels(entry_point).inc()
+
+
+@dataclass(frozen=True, slots=True)
+class _RunSeries:
+    queue_wait: Any
+    duration: Any
+    finished: dict[Outcome, Any]
 
 
 class PoolCollector(Collector):

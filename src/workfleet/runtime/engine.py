@@ -160,8 +160,7 @@ class Engine:
 
     def _start_run(self, claimed: ClaimedRun, loop: LeaseLoop) -> None:
         spec = self.registry.resolve(claimed.type)
-        log = self.log.bind(run_id=str(claimed.id), type=claimed.type, attempt=claimed.attempt + 1)
-        execution = Execution(claimed, spec, self.policy, log, self.threads)
+        execution = Execution(claimed, spec, self.policy, self.log, self.threads)
         execution.handle = _Handle(self, execution)
         self.in_flight[claimed.id] = (execution, loop)
         self.observer.run_started(loop.name, claimed.type, claimed.queue_wait.total_seconds())
@@ -184,13 +183,19 @@ class Engine:
             decision = await execution.execute()
             execution.decision = decision
             outcome = decision.outcome
+            writing = decision.completion is not None
             if not execution.thread_running:
-                # free the slot as soon as the executor is done, before the write is flushed
-                loop.slot_freed()
+                # free the slot as soon as the executor is done, before the write is flushed;
+                # the loop bounds how many such writes may be outstanding
+                loop.slot_freed(awaiting_write=writing)
                 slot_freed = True
             if decision.completion is not None:
                 completion = decision.completion
-                applied = await self.completer.submit(completion)
+                try:
+                    applied = await self.completer.submit(completion)
+                finally:
+                    if slot_freed:
+                        loop.write_done()
                 if applied and completion.delay is not None:
                     # back to pending in the future: this loop wakes exactly when it is due
                     asyncio.get_running_loop().call_later(
@@ -237,11 +242,12 @@ class Engine:
         ]
 
     def _log_outcome(self, execution: Execution, outcome: Outcome) -> None:
+        # called inside the run's task: the log context (bound in _execute) names the run
         seconds = round(time.monotonic() - execution.started, 3)
         if outcome in (Outcome.SUCCEEDED, Outcome.SNOOZED, Outcome.RELEASED, Outcome.CANCELLED):
-            execution.log.info(f"run {outcome}", seconds=seconds)
+            self.log.info(f"run {outcome}", seconds=seconds)
         else:
-            execution.log.warning(f"run {outcome}", seconds=seconds)
+            self.log.warning(f"run {outcome}", seconds=seconds)
 
     # --- heartbeats -------------------------------------------------------------------------
 

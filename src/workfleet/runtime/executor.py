@@ -11,6 +11,7 @@ import asyncio
 import concurrent.futures
 import contextvars
 import json
+import re
 import time
 import traceback
 import uuid
@@ -44,24 +45,39 @@ MAX_ERROR_CHARS = 500
 MAX_TRACEBACK_CHARS = 8000
 
 
+# A JSON "\u0000" escape that is not itself an escaped backslash followed by "u0000"
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _printable(text: str) -> str:
+    # PostgreSQL text and jsonb cannot hold NUL: one such character would make the whole
+    # batched outcome write fail, again and again
+    return text.replace("\x00", "\\x00") if "\x00" in text else text
+
+
 def short_error(exc: BaseException) -> str:
-    """A one-line, bounded ``last_error`` for humans: ``Type: message``."""
+    """A one-line, bounded ``last_error`` for humans: ``Type: message`` (NUL spelt ``\\x00``)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     label = type(exc).__name__
-    line = f"{label}: {text}" if text else label
+    line = _printable(f"{label}: {text}" if text else label)
     return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def _traceback(exc: BaseException) -> str:
     text = "".join(traceback.format_exception(exc))
-    return text[-MAX_TRACEBACK_CHARS:]
+    return _printable(text[-MAX_TRACEBACK_CHARS:])
 
 
 def to_json(value: Any) -> str:
-    """Serialise an executor's return value; raise ``TypeError``/``ValueError`` if impossible."""
+    """Serialise an executor's return value; raise ``TypeError``/``ValueError`` if impossible
+    (not JSON, NaN or infinity, or a NUL character, which ``jsonb`` cannot store)."""
     if isinstance(value, BaseModel):
-        return value.model_dump_json()
-    return json.dumps(value, allow_nan=False, separators=(",", ":"))
+        text = value.model_dump_json()
+    else:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    if "\\u0000" in text and _JSON_NUL.search(text):
+        raise ValueError("it contains a NUL character (\\u0000), which jsonb cannot store")
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +118,7 @@ def _failure(
     lease = Lease(claimed.id, claimed.attempt)
     attempt_no = claimed.attempt + 1
     max_attempts = spec.max_attempts if spec and spec.max_attempts else claimed.max_attempts
-    message = error or short_error(exc)
+    message = _printable(error) if error else short_error(exc)
     data: dict[str, Any] = {"attempt": attempt_no, "error": message}
     if not isinstance(exc, Fail | Retry):
         data["traceback"] = _traceback(exc)
@@ -146,7 +162,8 @@ class Execution:
         self.policy = policy
         self.handle = handle
         self.decision: Decision | None = None
-        self.log = log
+        self._log_source = log
+        self._log: Any = None
         self.threads = threads
         self.stop_reason: StopReason | None = None
         self.started = time.monotonic()
@@ -154,6 +171,14 @@ class Execution:
         self._inner: asyncio.Future[Any] | None = None
         self._thread_future: concurrent.futures.Future[Any] | None = None
         self._grace_handle: asyncio.TimerHandle | None = None
+
+    @property
+    def log(self) -> Any:
+        """The runtime's logger bound to this run (bound on first use)."""
+        if self._log is None:
+            c = self.claimed
+            self._log = self._log_source.bind(run_id=str(c.id), type=c.type, attempt=c.attempt + 1)
+        return self._log
 
     @property
     def id(self) -> uuid.UUID:
@@ -204,7 +229,7 @@ class Execution:
                 self.spec.max_attempts if self.spec and self.spec.max_attempts else c.max_attempts
             ),
             "handle": self.handle,
-            "log": self.log,
+            "log": self._log_source,
         }
         if self.spec is not None and not self.spec.is_async:
             return SyncRun(loop=asyncio.get_running_loop(), **kwargs)

@@ -4,6 +4,11 @@ It wakes on a (debounced) NOTIFY for one of its types, on a freed slot after a f
 a jittered poll, and at the time the next future run of its types becomes due — whichever comes
 first. It never claims a type no executor of this worker can run (its :class:`ClaimFilter` is
 the loop's pattern intersected with the executors' patterns).
+
+A slot frees as soon as its executor returns, before the outcome is written: the next claim
+overlaps the previous batch's write. What that lets through is bounded: the runs a loop holds
+leases on (executing plus awaiting their outcome write) never exceed twice its concurrency, so
+a slow database stalls claiming instead of piling up leases that could expire unwritten.
 """
 
 from __future__ import annotations
@@ -56,6 +61,9 @@ class LeaseLoop:
         self.observer = observer
         self.log = log
         self.active = 0
+        # outcomes decided but not yet written; their rows are still leased to us
+        self.unwritten = 0
+        self._throttled = False
         self._wake = asyncio.Event()
         self._wake_source: WakeSource = "start"
         self._saturated = False
@@ -72,12 +80,26 @@ class LeaseLoop:
             self._wake_source = source
             self._wake.set()
 
-    def slot_freed(self) -> None:
+    def slot_freed(self, *, awaiting_write: bool = False) -> None:
+        """An executor is done; with ``awaiting_write``, :meth:`write_done` follows."""
         self.active -= 1
+        if awaiting_write:
+            self.unwritten += 1
         self.observer.in_flight(self.name, self.active, self.concurrency)
         if self._saturated:
             # the last fetch filled every slot, so more work is probably waiting
             self.wake("slot")
+
+    def write_done(self) -> None:
+        """An outcome announced by ``slot_freed(awaiting_write=True)`` was written (or dropped)."""
+        self.unwritten -= 1
+        if self._throttled and self.free_slots() > 0:
+            self.wake("slot")
+
+    def free_slots(self) -> int:
+        """Runs the next claim may take: free executor slots, less any write backlog beyond
+        one concurrency's worth (leases held stay at most twice the concurrency)."""
+        return self.concurrency - self.active - max(0, self.unwritten - self.concurrency)
 
     def stop(self) -> None:
         """Stop fetching; runs already started are the runtime's to drain."""
@@ -91,7 +113,8 @@ class LeaseLoop:
         last_fetch = float("-inf")
         while not self._stopping:
             self.last_progress = time.monotonic()
-            free = self.concurrency - self.active
+            free = self.free_slots()
+            self._throttled = free < self.concurrency - self.active
             timeout = self.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
             if free > 0:
                 if self._wake_source == "slot":

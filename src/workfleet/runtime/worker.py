@@ -156,7 +156,9 @@ class Worker:
         try:
             async with pool.connection() as conn:
                 await require_schema(conn, self.resolved.schema)
-            store = PgStore(pool, self.resolved.schema)
+            store = PgStore(
+                pool, self.resolved.schema, lifecycle_events=self.settings.run_events == "all"
+            )
             self.store = store
             admin = AdminStore(pool, self.resolved.schema)
             self.registry.register(PoolCollector(pool.get_stats))

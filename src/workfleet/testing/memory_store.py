@@ -56,8 +56,9 @@ class MemoryStore:
     without awaiting, so every call is atomic like the single SQL statement it stands for.
     """
 
-    def __init__(self, clock: Clock | None = None) -> None:
+    def __init__(self, clock: Clock | None = None, *, lifecycle_events: bool = True) -> None:
         self.clock: Clock = clock or SystemClock()
+        self.lifecycle_events = lifecycle_events
         self._runs: dict[uuid.UUID, StoredRun] = {}
         self._events: list[Event] = []
         self._registry: dict[str, RegistryRow] = {}
@@ -135,7 +136,7 @@ class MemoryStore:
         for r in due:
             r.status, r.leased_by = RunStatus.LEASED, worker_id
             r.lease_until, r.updated_at = lease_until, now
-            for kind in (EventType.LEASED, EventType.STARTED):
+            for kind in (EventType.LEASED, EventType.STARTED)[: 2 if self.lifecycle_events else 0]:
                 self._event(r.id, kind, {"worker_id": worker_id, "attempt": r.attempt + 1}, now)
             claimed.append(
                 ClaimedRun(
@@ -202,7 +203,8 @@ class MemoryStore:
             r.updated_at = now
         # events: input JOIN updated on the run and its lease, so only the applied row has one
         for c, _, event_data in parsed:
-            if c.lease.run_id in chosen and chosen[c.lease.run_id][0] is c:
+            quiet = not self.lifecycle_events and c.event is EventType.SUCCEEDED
+            if c.lease.run_id in chosen and chosen[c.lease.run_id][0] is c and not quiet:
                 self._event(c.lease.run_id, c.event, event_data, now)
         return set(chosen)
 

@@ -5,7 +5,8 @@
 -- name: claim
 -- Claim up to %(limit)s runnable runs for one lease loop, oldest first within priority. The
 -- leased and started events are written in the same statement: a claimed run starts at once,
--- since a loop only claims as many runs as it has free slots.
+-- since a loop only claims as many runs as it has free slots. %(lifecycle)s false
+-- (WORKFLEET_RUN_EVENTS=failures) skips them.
 WITH candidates AS (
     SELECT r.id
     FROM {schema}.workflow_run r
@@ -35,6 +36,7 @@ WITH candidates AS (
     SELECT c.id, e.event_type,
            jsonb_build_object('worker_id', %(worker_id)s::text, 'attempt', c.attempt + 1)
     FROM claimed c CROSS JOIN (VALUES ('leased'), ('started')) AS e(event_type)
+    WHERE %(lifecycle)s::bool
 )
 SELECT c.*, now() AS claimed_at FROM claimed c ORDER BY c.priority, c.created_at;
 
@@ -55,13 +57,16 @@ WHERE r.status = 'pending'
 
 -- name: complete_many
 -- Write a batch of outcomes. Fenced: only rows still leased by this worker at the attempt it
--- was granted change. Events are written for exactly the rows that changed.
+-- was granted change. Events are written for exactly the rows that changed; with
+-- %(lifecycle)s false (WORKFLEET_RUN_EVENTS=failures) `succeeded` events are skipped.
+-- The batch arrives as one JSON array of objects (one C-level encode on the client instead of
+-- nine parameter arrays); `result` is the outcome's JSON text, cast here.
 WITH input AS (
-    SELECT *
-    FROM unnest(%(ids)s::uuid[], %(attempts)s::int[], %(statuses)s::text[],
-                %(events)s::text[], %(consume)s::bool[], %(delays)s::float8[],
-                %(results)s::jsonb[], %(errors)s::text[], %(event_data)s::jsonb[])
-         AS i(id, attempt, status, event_type, consume, delay, result, error, event_data)
+    SELECT i.id, i.attempt, i.status, i.event AS event_type, i.consume, i.delay,
+           i.result::jsonb AS result, i.error, i.data AS event_data
+    FROM jsonb_to_recordset(%(batch)s::jsonb)
+         AS i(id uuid, attempt int, status text, event text, consume bool, delay float8,
+              result text, error text, data jsonb)
 ), updated AS (
     UPDATE {schema}.workflow_run r
     SET status = i.status,
@@ -84,6 +89,7 @@ WITH input AS (
     INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
     SELECT i.id, i.event_type, i.event_data
     FROM input i JOIN updated u ON u.id = i.id AND u.lease_attempt = i.attempt
+    WHERE %(lifecycle)s::bool OR i.event_type <> 'succeeded'
 )
 SELECT id FROM updated;
 

@@ -1,0 +1,100 @@
+"""W4 ceiling: a bare psycopg claim/complete loop on workfleet's own schema, no framework.
+
+Claim: the same eligibility, order and ``FOR UPDATE SKIP LOCKED`` as the runtime's claim
+(``src/workfleet/db/sql/runs.sql``) but without the leased/started events. Complete: one
+fenced ``UPDATE ... status = 'succeeded'`` per batch, also without events. One connection,
+autocommit, one batch in flight: claim k, "run" them (nothing), complete k, repeat until a
+claim returns no row.
+
+Protocol as ``benchmarks.worker_proc``: ``ready``, wait for ``go``, JSON to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import sys
+import time
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+CLAIM = """
+WITH candidates AS (
+    SELECT r.id
+    FROM {schema}.workflow_run r
+    WHERE r.status = 'pending'
+      AND r.deleted_at IS NULL
+      AND r.run_at <= now()
+      AND (r.type = ANY(%(exact)s::text[]) OR r.type LIKE ANY(%(likes)s::text[]))
+      AND NOT EXISTS (
+          SELECT 1 FROM {schema}.workflow_registry g
+          WHERE g.workflow_name = r.type AND NOT g.is_enabled
+      )
+    ORDER BY r.priority, r.created_at
+    LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED
+)
+UPDATE {schema}.workflow_run r
+SET status = 'leased', leased_by = %(me)s,
+    lease_until = now() + make_interval(secs => 30), updated_at = now()
+FROM candidates c
+WHERE r.id = c.id
+RETURNING r.id, r.type, r.payload, r.attempt
+"""
+
+COMPLETE = """
+UPDATE {schema}.workflow_run r
+SET status = 'succeeded', result = 'null'::jsonb, leased_by = NULL, lease_until = NULL,
+    updated_at = now()
+FROM unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS i(id, attempt)
+WHERE r.id = i.id AND r.status = 'leased' AND r.leased_by = %(me)s AND r.attempt = i.attempt
+"""
+
+
+def drain(conninfo: str, schema: str, batch: int, likes: list[str]) -> dict[str, Any]:
+    me = f"ceiling-{socket.gethostname()}-{os.getpid()}"
+    ident = sql.Identifier(schema)
+    claim = sql.SQL(CLAIM).format(schema=ident)
+    complete = sql.SQL(COMPLETE).format(schema=ident)
+    first: float | None = None
+    done = 0
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        print("ready", flush=True)
+        if sys.stdin.readline().strip() != "go":
+            return {"error": "no go"}
+        params: dict[str, Any] = {"exact": [], "likes": likes, "limit": batch, "me": me}
+        while True:
+            rows = conn.execute(claim, params, prepare=True).fetchall()
+            if not rows:
+                break
+            if first is None:
+                first = time.time()
+            conn.execute(
+                complete,
+                {"ids": [r[0] for r in rows], "attempts": [r[3] for r in rows], "me": me},
+                prepare=True,
+            )
+            done += len(rows)
+    return {"first_start": first, "done": done}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--conninfo", required=True)
+    p.add_argument("--schema", required=True)
+    p.add_argument("--batch", type=int, required=True)
+    p.add_argument("--like", action="append", default=[])
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    result = drain(args.conninfo, args.schema, args.batch, args.like or ["bench.%"])
+    with open(args.out, "w", encoding="utf-8") as fh:
+        json.dump(result, fh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

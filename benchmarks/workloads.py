@@ -1,0 +1,595 @@
+"""The workloads W1-W6 for workfleet and the W4 ceiling. See docs/performance.md."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from benchmarks.common import (
+    NOOP_TYPE,
+    Child,
+    Figure,
+    Report,
+    RssSampler,
+    dropped_afterwards,
+    new_schema_name,
+    percentile,
+    rss_kib,
+    start_all,
+    wait_until,
+)
+
+
+@dataclass
+class Config:
+    url: str
+    conninfo: str
+    runs: int = 20_000
+    concurrency: int = 100
+    enqueue_single: int = 2_000
+    enqueue_batch: int = 100
+    latency_rate: float = 50.0
+    latency_seconds: float = 10.0
+    history: int = 1_000_000
+    ceiling_batches: tuple[int, ...] = (1, 10, 100)
+    processes: tuple[int, ...] = (1, 2)
+    quick: bool = False
+
+
+def migrate_schema(cfg: Config, tag: str) -> str:
+    from workfleet.db.migrate import migrate
+
+    schema = new_schema_name(tag)
+    asyncio.run(migrate(cfg.conninfo, schema))
+    return schema
+
+
+def table(schema: str, name: str = "workflow_run") -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
+
+
+def insert_pending(conn: psycopg.Connection[Any], schema: str, n: int) -> None:
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {} (type, payload) SELECT %s, jsonb_build_object('seq', g) "
+            "FROM generate_series(1, %s) g"
+        ).format(table(schema)),
+        [NOOP_TYPE, n],
+    )
+    conn.execute(sql.SQL("ANALYZE {}").format(table(schema)))
+
+
+def set_trigger(conn: psycopg.Connection[Any], schema: str, enabled: bool) -> None:
+    verb = sql.SQL("ENABLE" if enabled else "DISABLE")
+    conn.execute(
+        sql.SQL("ALTER TABLE {} {} TRIGGER workfleet_run_inserted").format(table(schema), verb)
+    )
+
+
+def truncate(conn: psycopg.Connection[Any], schema: str) -> None:
+    conn.execute(sql.SQL("TRUNCATE {} CASCADE").format(table(schema)))
+
+
+# --- W1 enqueue ----------------------------------------------------------------------------------
+
+
+def w1_single(conn: psycopg.Connection[Any], schema: str, n: int) -> float:
+    stmt = sql.SQL("INSERT INTO {} (type, payload) VALUES (%s, %s)").format(table(schema))
+    t0 = time.perf_counter()
+    for i in range(n):
+        conn.execute(stmt, [NOOP_TYPE, Jsonb({"seq": i})], prepare=True)
+    return n / (time.perf_counter() - t0)
+
+
+def w1_submit_many(cfg: Config, schema: str, n: int, batch: int) -> float:
+    from workfleet.client import Client
+    from workfleet.models import NewRun
+
+    async def go() -> float:
+        async with Client.connect(cfg.conninfo, schema=schema) as client:
+            await client.submit_many([NewRun(NOOP_TYPE, {"seq": -1})])  # warm the pool
+            batches = max(1, n // batch)
+            t0 = time.perf_counter()
+            for b in range(batches):
+                await client.submit_many(
+                    [NewRun(NOOP_TYPE, {"seq": b * batch + i}) for i in range(batch)]
+                )
+            return batches * batch / (time.perf_counter() - t0)
+
+    return asyncio.run(go())
+
+
+def w1_raw_insert(conn: psycopg.Connection[Any], schema: str, n: int, batch: int) -> float:
+    stmt = sql.SQL(
+        "INSERT INTO {} (type, payload) SELECT * FROM unnest(%s::text[], %s::jsonb[])"
+    ).format(table(schema))
+    batches = max(1, n // batch)
+    t0 = time.perf_counter()
+    for b in range(batches):
+        payloads = [json.dumps({"seq": b * batch + i}) for i in range(batch)]
+        conn.execute(stmt, [[NOOP_TYPE] * batch, payloads], prepare=True)
+    return batches * batch / (time.perf_counter() - t0)
+
+
+def w1_copy(conn: psycopg.Connection[Any], schema: str, n: int) -> float:
+    stmt = sql.SQL("COPY {} (type, payload) FROM STDIN").format(table(schema))
+    t0 = time.perf_counter()
+    with conn.transaction(), conn.cursor().copy(stmt) as copy:
+        for i in range(n):
+            copy.write_row((NOOP_TYPE, json.dumps({"seq": i})))
+    return n / (time.perf_counter() - t0)
+
+
+def w1(cfg: Config, report: Report) -> None:
+    schema = migrate_schema(cfg, "w1")
+    n_batch = cfg.runs
+    with (
+        dropped_afterwards(cfg.conninfo, schema),
+        psycopg.connect(cfg.conninfo, autocommit=True) as conn,
+    ):
+        b = cfg.enqueue_batch
+        for trigger in (True, False):
+            set_trigger(conn, schema, trigger)
+            label = "trigger on" if trigger else "trigger off"
+            suffix = "" if trigger else "_notrig"
+            truncate(conn, schema)
+            report.add(
+                Figure(
+                    "W1",
+                    "workfleet",
+                    f"single SQL INSERT, autocommit ({label})",
+                    w1_single(conn, schema, cfg.enqueue_single),
+                    "runs/s",
+                    key=f"w1_single{suffix}",
+                )
+            )
+            truncate(conn, schema)
+            report.add(
+                Figure(
+                    "W1",
+                    "workfleet",
+                    f"Client.submit_many x{b} ({label})",
+                    w1_submit_many(cfg, schema, n_batch, b),
+                    "runs/s",
+                    key=f"w1_batch{suffix}",
+                )
+            )
+            truncate(conn, schema)
+            report.add(
+                Figure(
+                    "W1",
+                    "raw",
+                    f"multi-row INSERT (unnest) x{b} ({label})",
+                    w1_raw_insert(conn, schema, n_batch, b),
+                    "runs/s",
+                    key=f"w1_raw{suffix}",
+                )
+            )
+            truncate(conn, schema)
+            report.add(
+                Figure(
+                    "W1",
+                    "raw",
+                    f"COPY {n_batch:,} rows, one txn ({label})",
+                    w1_copy(conn, schema, n_batch),
+                    "runs/s",
+                    key=f"w1_copy{suffix}",
+                )
+            )
+        set_trigger(conn, schema, True)
+
+
+# --- W2 drain / W5 history / W6 memory -----------------------------------------------------------
+
+
+def worker_child(
+    cfg: Config,
+    schema: str,
+    prefixes: list[str],
+    name: str,
+    *,
+    poll_only: bool = False,
+    record_starts: bool = False,
+    log_level: str | None = None,
+    run_events: str | None = None,
+) -> Child:
+    argv = ["-m", "benchmarks.worker_proc", "--database-url", cfg.url, "--schema", schema]
+    for p in prefixes:
+        argv += ["--prefix", p]
+    if poll_only:
+        argv.append("--poll-only")
+    if record_starts:
+        argv.append("--record-starts")
+    if log_level:
+        argv += ["--log-level", log_level]
+    if run_events:
+        argv += ["--run-events", run_events]
+    return Child(argv, name)
+
+
+def remaining(conn: psycopg.Connection[Any], schema: str) -> bool:
+    row = conn.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {} WHERE status IN ('pending', 'leased'))").format(
+            table(schema)
+        )
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def last_finish(conn: psycopg.Connection[Any], schema: str) -> tuple[float, int]:
+    row = conn.execute(
+        sql.SQL(
+            "SELECT extract(epoch FROM max(updated_at))::float8, count(*) FROM {} "
+            "WHERE status = 'succeeded' AND type = %s"
+        ).format(table(schema)),
+        [NOOP_TYPE],
+    ).fetchone()
+    if row is None or row[0] is None:
+        raise RuntimeError("no run finished")
+    return float(row[0]), int(row[1])
+
+
+@dataclass
+class DrainResult:
+    rate: float
+    seconds: float
+    done: int
+    peak_rss_kib: int
+    hwm_kib: int
+
+
+def drain_workers(
+    cfg: Config,
+    schema: str,
+    processes: int,
+    tag: str,
+    *,
+    log_level: str | None = None,
+    run_events: str | None = None,
+    profile: Any = None,
+) -> DrainResult:
+    """Pre-inserted runs in ``schema``, drained by ``processes`` worker processes."""
+    prefixes = [f"bench.%={cfg.concurrency}"]
+    children = [
+        worker_child(
+            cfg, schema, prefixes, f"{tag}-worker{i}", log_level=log_level, run_events=run_events
+        )
+        for i in range(processes)
+    ]
+    sampler = RssSampler([c.pid for c in children])
+    with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
+        try:
+            for c in children:
+                c.wait_ready()
+            if profile is not None:
+                profile.attach(children[0].pid)
+            for c in children:
+                c.go()
+
+            def finished() -> bool:
+                sampler.sample()
+                return not remaining(conn, schema)
+
+            wait_until(finished, timeout=600, interval=0.1)
+            end, done = last_finish(conn, schema)
+        finally:
+            if profile is not None:
+                profile.detach()
+            for c in children:
+                c.stop()
+        results = [c.wait() for c in children]
+    starts = [r["first_start"] for r in results if r.get("first_start")]
+    seconds = end - min(starts)
+    return DrainResult(
+        done / seconds,
+        seconds,
+        done,
+        max(sampler.peak_kib.values()),
+        max(sampler.hwm_kib.values()),
+    )
+
+
+def w2(cfg: Config, report: Report) -> None:
+    for processes in cfg.processes:
+        schema = migrate_schema(cfg, "w2")
+        with dropped_afterwards(cfg.conninfo, schema):
+            with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
+                insert_pending(conn, schema, cfg.runs)
+            res = drain_workers(cfg, schema, processes, f"w2-p{processes}")
+        report.add(
+            Figure(
+                "W2",
+                "workfleet",
+                f"drain {cfg.runs:,}, {processes} proc x concurrency {cfg.concurrency}",
+                res.rate,
+                "runs/s",
+                note=f"{res.seconds:.2f}s",
+                key=f"w2_p{processes}",
+            )
+        )
+        report.add(
+            Figure(
+                "W6",
+                "workfleet",
+                f"peak RSS during W2 ({processes} proc, per process)",
+                max(res.peak_rss_kib, res.hwm_kib) / 1024,
+                "MiB",
+                note=f"sampled {res.peak_rss_kib / 1024:.1f}, VmHWM {res.hwm_kib / 1024:.1f}",
+                key=f"w6_peak_p{processes}",
+            )
+        )
+
+
+def w2_events_off(cfg: Config, report: Report) -> None:
+    """W2 with WORKFLEET_RUN_EVENTS=failures: prices the leased/started/succeeded events."""
+    for processes in cfg.processes:
+        schema = migrate_schema(cfg, "w2e")
+        with dropped_afterwards(cfg.conninfo, schema):
+            with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
+                insert_pending(conn, schema, cfg.runs)
+            res = drain_workers(cfg, schema, processes, f"w2e-p{processes}", run_events="failures")
+        report.add(
+            Figure(
+                "W2",
+                "workfleet",
+                f"drain, {processes} proc, lifecycle events off (RUN_EVENTS=failures)",
+                res.rate,
+                "runs/s",
+                note=f"{res.seconds:.2f}s",
+                key=f"w2_p{processes}_events_off",
+            )
+        )
+
+
+def w2_quiet_logs(cfg: Config, report: Report) -> None:
+    """W2 with one process at log level WARNING: prices the per-run INFO log line."""
+    schema = migrate_schema(cfg, "w2q")
+    with dropped_afterwards(cfg.conninfo, schema):
+        with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
+            insert_pending(conn, schema, cfg.runs)
+        res = drain_workers(cfg, schema, 1, "w2q", log_level="WARNING")
+    report.add(
+        Figure(
+            "W2",
+            "workfleet",
+            "drain, 1 proc, log level WARNING (not default)",
+            res.rate,
+            "runs/s",
+            note=f"{res.seconds:.2f}s",
+            key="w2_p1_warn",
+        )
+    )
+
+
+HISTORY_SQL = """
+INSERT INTO {table} (type, payload, status, attempt, result, created_at, updated_at, run_at)
+SELECT 'bench.history.v' || (g %% 4), jsonb_build_object('seq', g), 'succeeded', 0,
+       'null'::jsonb, t, t + interval '1 second', t
+FROM generate_series(1, %s) g,
+     LATERAL (SELECT now() - interval '6 days' + g * interval '1 millisecond' * 0.4) AS x(t)
+"""
+
+
+def claim_plan(conn: psycopg.Connection[Any], schema: str, concurrency: int) -> list[str]:
+    from workfleet.db.queries import Queries
+
+    query = Queries(schema)["claim"]
+    rows = conn.execute(
+        sql.SQL("EXPLAIN (COSTS OFF) {}").format(query),
+        {
+            "limit": concurrency,
+            "exact": [],
+            "likes": ["bench.%"],
+            "worker_id": "explain",
+            "lease": 30.0,
+            "lifecycle": True,
+        },
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def w5(cfg: Config, report: Report) -> list[str]:
+    schema = migrate_schema(cfg, "w5")
+    with dropped_afterwards(cfg.conninfo, schema):
+        with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
+            t0 = time.perf_counter()
+            set_trigger(conn, schema, False)  # history rows: no 'created' events, no NOTIFY
+            conn.execute(sql.SQL(HISTORY_SQL).format(table=table(schema)), [cfg.history])
+            set_trigger(conn, schema, True)
+            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table(schema)))
+            load = time.perf_counter() - t0
+            insert_pending(conn, schema, cfg.runs)
+            plan = claim_plan(conn, schema, cfg.concurrency)
+        res = drain_workers(cfg, schema, 1, "w5")
+    report.add(
+        Figure(
+            "W5",
+            "workfleet",
+            f"W2 (1 proc) over {cfg.history:,} finished runs",
+            res.rate,
+            "runs/s",
+            note=f"{res.seconds:.2f}s; history loaded in {load:.1f}s",
+            key="w5_p1",
+        )
+    )
+    return plan
+
+
+def w6_idle(cfg: Config, report: Report) -> None:
+    schema = migrate_schema(cfg, "w6")
+    with dropped_afterwards(cfg.conninfo, schema):
+        child = worker_child(cfg, schema, [f"bench.{f}.%" for f in "abcd"], "w6-idle")
+        try:
+            start_all([child])
+            time.sleep(1.0 if cfg.quick else 3.0)
+            rss, _ = rss_kib(child.pid)
+        finally:
+            child.stop()
+        child.wait()
+    report.add(
+        Figure(
+            "W6",
+            "workfleet",
+            "idle RSS, 4 prefixes (default concurrency)",
+            rss / 1024,
+            "MiB",
+            key="w6_idle",
+        )
+    )
+
+
+# --- W3 pickup latency ---------------------------------------------------------------------------
+
+
+def produce(
+    conn: psycopg.Connection[Any], schema: str, rate: float, seconds: float
+) -> tuple[dict[int, float], list[float]]:
+    """Insert one run every 1/rate s; the wall-clock time each autocommit INSERT returned."""
+    stmt = sql.SQL("INSERT INTO {} (type, payload) VALUES (%s, %s)").format(table(schema))
+    commits: dict[int, float] = {}
+    round_trips: list[float] = []
+    count = int(rate * seconds)
+    t_start = time.monotonic()
+    for i in range(count):
+        delay = t_start + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        before = time.time()
+        conn.execute(stmt, [NOOP_TYPE, Jsonb({"seq": i})], prepare=True)
+        commits[i] = time.time()
+        round_trips.append(commits[i] - before)
+    return commits, round_trips
+
+
+def latencies_ms(commits: dict[int, float], starts: dict[str, float]) -> list[float]:
+    return [(starts[str(i)] - t) * 1000 for i, t in commits.items() if str(i) in starts]
+
+
+def latency_figures(
+    report: Report,
+    workload_system: tuple[str, str],
+    variant: str,
+    lat: list[float],
+    expected: int,
+    round_trips: list[float],
+    key: str,
+) -> None:
+    workload, system = workload_system
+    rtt = statistics.median(round_trips) * 1000 if round_trips else 0.0
+    note = (
+        f"p50 {percentile(lat, 50):.2f} / p95 {percentile(lat, 95):.2f} / "
+        f"max {max(lat):.2f} ms; n={len(lat)}/{expected}; INSERT rtt {rtt:.2f} ms"
+    )
+    report.add(
+        Figure(
+            workload,
+            system,
+            variant,
+            percentile(lat, 99),
+            "ms p99",
+            note=note,
+            key=key,
+            extra={
+                "p50": percentile(lat, 50),
+                "p95": percentile(lat, 95),
+                "p99": percentile(lat, 99),
+                "n": len(lat),
+            },
+        )
+    )
+
+
+def w3(cfg: Config, report: Report) -> None:
+    for poll_only in (False, True):
+        schema = migrate_schema(cfg, "w3")
+        mode = "poll-only (poll_interval 5 s)" if poll_only else "NOTIFY"
+        with dropped_afterwards(cfg.conninfo, schema):
+            child = worker_child(
+                cfg,
+                schema,
+                [f"bench.%={cfg.concurrency}"],
+                "w3-worker",
+                poll_only=poll_only,
+                record_starts=True,
+            )
+            with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
+                try:
+                    start_all([child])
+                    time.sleep(1.0)  # listener connected, first empty claim done
+                    commits, rtts = produce(conn, schema, cfg.latency_rate, cfg.latency_seconds)
+                    wait_until(lambda c=conn, s=schema: not remaining(c, s), timeout=60)
+                finally:
+                    child.stop()
+            result = child.wait()
+        lat = latencies_ms(commits, result["starts"])
+        latency_figures(
+            report,
+            ("W3", "workfleet"),
+            f"commit->start, {cfg.latency_rate:g}/s for {cfg.latency_seconds:g}s, {mode}",
+            lat,
+            len(commits),
+            rtts,
+            "w3_poll" if poll_only else "w3_notify",
+        )
+
+
+# --- W4 ceiling ----------------------------------------------------------------------------------
+
+
+def w4(cfg: Config, report: Report) -> None:
+    for processes in cfg.processes:
+        for batch in cfg.ceiling_batches:
+            n = cfg.runs if batch > 1 else max(1000, cfg.runs // 4)
+            schema = migrate_schema(cfg, "w4")
+            argv = ["-m", "benchmarks.ceiling_proc", "--conninfo", cfg.conninfo]
+            argv += ["--schema", schema, "--batch", str(batch)]
+            with (
+                dropped_afterwards(cfg.conninfo, schema),
+                psycopg.connect(cfg.conninfo, autocommit=True) as conn,
+            ):
+                insert_pending(conn, schema, n)
+                children = [Child(argv, f"w4-k{batch}-{i}") for i in range(processes)]
+                start_all(children)
+                results = [c.wait(timeout=600) for c in children]
+                end, done = last_finish(conn, schema)
+            start = min(r["first_start"] for r in results if r.get("first_start"))
+            seconds = end - start
+            report.add(
+                Figure(
+                    "W4",
+                    "ceiling",
+                    f"bare claim+complete, k={batch}, {processes} proc ({n:,} runs)",
+                    done / seconds,
+                    "runs/s",
+                    note=f"{seconds:.2f}s",
+                    key=f"w4_k{batch}_p{processes}",
+                )
+            )
+
+
+def server_facts(conninfo: str) -> dict[str, Any]:
+    names = [
+        "server_version",
+        "shared_buffers",
+        "synchronous_commit",
+        "fsync",
+        "wal_level",
+        "max_connections",
+        "work_mem",
+    ]
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        facts: dict[str, Any] = {}
+        for name in names:
+            row = conn.execute(sql.SQL("SHOW {}").format(sql.Identifier(name))).fetchone()
+            facts[name] = row[0] if row else None
+    facts["python"] = sys.version.split()[0]
+    return facts
