@@ -68,11 +68,23 @@ def insert_pending(conn: psycopg.Connection[Any], schema: str, n: int) -> None:
     conn.execute(sql.SQL("ANALYZE {}").format(table(schema)))
 
 
-def set_trigger(conn: psycopg.Connection[Any], schema: str, enabled: bool) -> None:
+NOTIFY_TRIGGER = "workfleet_run_inserted"
+CREATED_TRIGGER = "workfleet_run_created"
+
+
+def set_trigger(
+    conn: psycopg.Connection[Any],
+    schema: str,
+    enabled: bool,
+    triggers: tuple[str, ...] = (NOTIFY_TRIGGER, CREATED_TRIGGER),
+) -> None:
     verb = sql.SQL("ENABLE" if enabled else "DISABLE")
-    conn.execute(
-        sql.SQL("ALTER TABLE {} {} TRIGGER workfleet_run_inserted").format(table(schema), verb)
-    )
+    for name in triggers:
+        conn.execute(
+            sql.SQL("ALTER TABLE {} {} TRIGGER {}").format(
+                table(schema), verb, sql.Identifier(name)
+            )
+        )
 
 
 def truncate(conn: psycopg.Connection[Any], schema: str) -> None:
@@ -137,54 +149,41 @@ def w1(cfg: Config, report: Report) -> None:
         psycopg.connect(cfg.conninfo, autocommit=True) as conn,
     ):
         b = cfg.enqueue_batch
-        for trigger in (True, False):
-            set_trigger(conn, schema, trigger)
-            label = "trigger on" if trigger else "trigger off"
-            suffix = "" if trigger else "_notrig"
-            truncate(conn, schema)
-            report.add(
-                Figure(
-                    "W1",
-                    "workfleet",
-                    f"single SQL INSERT, autocommit ({label})",
-                    w1_single(conn, schema, cfg.enqueue_single),
-                    "runs/s",
-                    key=f"w1_single{suffix}",
+        modes = (
+            ("", "triggers on", ()),
+            ("_notrig", "NOTIFY trigger off", (NOTIFY_TRIGGER,)),
+            ("_noevents", "NOTIFY + created-event triggers off", (NOTIFY_TRIGGER, CREATED_TRIGGER)),
+        )
+        for suffix, label, disabled in modes:
+            set_trigger(conn, schema, True)
+            if disabled:
+                set_trigger(conn, schema, False, disabled)
+            variants = [
+                ("workfleet", "single SQL INSERT, autocommit", "single"),
+                ("workfleet", f"Client.submit_many x{b}", "batch"),
+                ("raw", f"multi-row INSERT (unnest) x{b}", "raw"),
+                ("raw", f"COPY {n_batch:,} rows, one txn", "copy"),
+            ]
+            for system, variant, kind in variants:
+                truncate(conn, schema)
+                if kind == "single":
+                    value = w1_single(conn, schema, cfg.enqueue_single)
+                elif kind == "batch":
+                    value = w1_submit_many(cfg, schema, n_batch, b)
+                elif kind == "raw":
+                    value = w1_raw_insert(conn, schema, n_batch, b)
+                else:
+                    value = w1_copy(conn, schema, n_batch)
+                report.add(
+                    Figure(
+                        "W1",
+                        system,
+                        f"{variant} ({label})",
+                        value,
+                        "runs/s",
+                        key=f"w1_{kind}{suffix}",
+                    )
                 )
-            )
-            truncate(conn, schema)
-            report.add(
-                Figure(
-                    "W1",
-                    "workfleet",
-                    f"Client.submit_many x{b} ({label})",
-                    w1_submit_many(cfg, schema, n_batch, b),
-                    "runs/s",
-                    key=f"w1_batch{suffix}",
-                )
-            )
-            truncate(conn, schema)
-            report.add(
-                Figure(
-                    "W1",
-                    "raw",
-                    f"multi-row INSERT (unnest) x{b} ({label})",
-                    w1_raw_insert(conn, schema, n_batch, b),
-                    "runs/s",
-                    key=f"w1_raw{suffix}",
-                )
-            )
-            truncate(conn, schema)
-            report.add(
-                Figure(
-                    "W1",
-                    "raw",
-                    f"COPY {n_batch:,} rows, one txn ({label})",
-                    w1_copy(conn, schema, n_batch),
-                    "runs/s",
-                    key=f"w1_copy{suffix}",
-                )
-            )
         set_trigger(conn, schema, True)
 
 

@@ -82,7 +82,9 @@ async def test_adopting_simple_workflow_equals_fresh_install(pg_dsn: str) -> Non
     async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
         await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(adopted)))
     await _sql(pg_dsn, adopted, FIXTURE.read_text())
-    assert [m.version for m in await migrate(pg_dsn, adopted)] == [1, 2]
+    assert [m.version for m in await migrate(pg_dsn, adopted)] == list(
+        range(1, latest_version() + 1)
+    )
     await migrate(pg_dsn, fresh)
     assert await _catalog(pg_dsn, adopted) == await _catalog(pg_dsn, fresh)
 

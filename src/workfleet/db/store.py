@@ -187,20 +187,28 @@ class PgStore(QueryStore):
     # --- producers and operators --------------------------------------------------------------
 
     @staticmethod
-    def enqueue_params(runs: Sequence[NewRun]) -> dict[str, Any]:
-        """Bind parameters of ``enqueue_many`` (shared with in-transaction submits)."""
-        return {
-            "types": [r.type for r in runs],
-            # no payload means an empty object, as the fake and the CLI treat it
-            "payloads": [
-                json.dumps({} if r.payload is None else r.payload, allow_nan=False) for r in runs
-            ],
-            "priorities": [r.priority for r in runs],
-            "run_ats": [r.run_at for r in runs],
-            "delays": [r.delay for r in runs],
-            "keys": [r.idempotency_key for r in runs],
-            "max_attempts": [r.max_attempts for r in runs],
-        }
+    def enqueue_params(runs: Sequence[NewRun], ids: Sequence[uuid.UUID] = ()) -> dict[str, Any]:
+        """Bind parameters of ``enqueue_many``, or of ``enqueue_plain`` when ``ids`` are given
+        (shared with in-transaction submits).
+
+        Raises ``TypeError``/``ValueError`` when a payload is not JSON (NaN and infinity
+        included)."""
+        batch = [
+            {
+                "ord": ord_,
+                "id": str(ids[ord_ - 1]) if ids else None,
+                "type": r.type,
+                # no payload means an empty object, as the fake and the CLI treat it
+                "payload": {} if r.payload is None else r.payload,
+                "priority": r.priority,
+                "run_at": None if r.run_at is None else r.run_at.isoformat(),
+                "delay": r.delay,
+                "key": r.idempotency_key,
+                "max_attempts": r.max_attempts,
+            }
+            for ord_, r in enumerate(runs, 1)
+        ]
+        return {"batch": json.dumps(batch, allow_nan=False, separators=(",", ":"))}
 
     async def enqueue_many(self, runs: Sequence[NewRun]) -> list[Enqueued]:
         if not runs:
@@ -270,10 +278,19 @@ async def enqueue_on(
     conn: psycopg.AsyncConnection[Any], q: Queries, runs: Sequence[NewRun]
 ) -> list[Enqueued]:
     """Enqueue ``runs`` on ``conn`` (inside the caller's transaction when there is one)."""
+    plain = all(r.idempotency_key is None for r in runs)
+    ids = [uuid.uuid4() for _ in runs] if plain else []
     try:
-        params = PgStore.enqueue_params(runs)
+        params = PgStore.enqueue_params(runs, ids)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"payload is not JSON-serialisable: {exc}") from exc
+    if plain:
+        # nothing can conflict without keys: one INSERT, nothing read back
+        try:
+            await conn.execute(q["enqueue_plain"], params)
+        except psycopg.Error as exc:
+            raise StoreError(f"enqueue failed: {type(exc).__name__}: {exc}") from exc
+        return [Enqueued(run_id, True) for run_id in ids]
     try:
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(q["enqueue_many"], params)

@@ -199,13 +199,13 @@ SELECT s.id, s.status, (SELECT count(*) FROM wake) AS notified FROM swept s;
 
 -- name: enqueue_many
 -- Insert runs; a duplicate idempotency key inserts nothing and reports the existing run's id.
--- Ids are generated up front so every input row can be matched to its outcome.
+-- Ids are generated up front so every input row can be matched to its outcome. The batch is
+-- one JSON array of objects (one C-level encode on the client, not seven parameter arrays).
 WITH input AS (
     SELECT gen_random_uuid() AS new_id, i.*
-    FROM unnest(%(types)s::text[], %(payloads)s::jsonb[], %(priorities)s::int[],
-                %(run_ats)s::timestamptz[], %(delays)s::float8[], %(keys)s::text[],
-                %(max_attempts)s::int[])
-         WITH ORDINALITY AS i(type, payload, priority, run_at, delay, key, max_attempts, ord)
+    FROM jsonb_to_recordset(%(batch)s::jsonb)
+         AS i(ord int, type text, payload jsonb, priority int, run_at timestamptz,
+              delay float8, key text, max_attempts int)
 ), inserted AS (
     INSERT INTO {schema}.workflow_run
         (id, type, payload, priority, run_at, idempotency_key, max_attempts)
@@ -224,6 +224,18 @@ FROM input i
 LEFT JOIN inserted ins ON ins.id = i.new_id
 LEFT JOIN {schema}.workflow_run existing
        ON ins.id IS NULL AND existing.idempotency_key = i.key
+ORDER BY i.ord;
+
+-- name: enqueue_plain
+-- enqueue_many for a batch without idempotency keys: nothing can conflict, so the ids come
+-- from the client and nothing needs to be read back.
+INSERT INTO {schema}.workflow_run (id, type, payload, priority, run_at, max_attempts)
+SELECT i.id, i.type, coalesce(i.payload, jsonb_build_object()), coalesce(i.priority, 100),
+       coalesce(i.run_at, now() + make_interval(secs => coalesce(i.delay, 0))),
+       coalesce(i.max_attempts, 3)
+FROM jsonb_to_recordset(%(batch)s::jsonb)
+     AS i(ord int, id uuid, type text, payload jsonb, priority int, run_at timestamptz,
+          delay float8, max_attempts int)
 ORDER BY i.ord;
 
 -- name: ids_by_key
