@@ -28,7 +28,7 @@ def py_spy() -> str | None:
 
 
 class Profiler:
-    def __init__(self, rate: int = 250) -> None:
+    def __init__(self, rate: int = 500) -> None:
         exe = py_spy()
         if exe is None:
             raise RuntimeError("py-spy not found")

@@ -25,8 +25,8 @@ from benchmarks.workloads import (
     server_facts,
     w1,
     w2,
+    w2_debug_logs,
     w2_events_off,
-    w2_quiet_logs,
     w3,
     w4,
     w5,
@@ -81,7 +81,7 @@ def comparisons(report: Report, fig: Figure) -> tuple[Figure | None, Figure | No
     """(pgqueuer figure, ceiling figure) this figure is compared with."""
     key = fig.key
     for p in ("1", "2"):
-        if key in (f"w2_p{p}", f"w5_p{p}", f"w2_p{p}_warn", f"w2_p{p}_events_off"):
+        if key in (f"w2_p{p}", f"w5_p{p}", f"w2_p{p}_debug", f"w2_p{p}_events_off"):
             return best(report, "p_w2_b", f"_p{p}"), report.get(f"w4_k100_p{p}")
         if key.startswith("p_w2_") and key.endswith(f"_p{p}"):
             return None, report.get(f"w4_k100_p{p}")
@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         ("w4", lambda: w4(cfg, report)),
         ("w2", lambda: w2(cfg, report)),
         ("w2", lambda: w2_events_off(cfg, report)),
-        ("w2", lambda: w2_quiet_logs(cfg, report) if not cfg.quick else None),
+        ("w2", lambda: w2_debug_logs(cfg, report) if not cfg.quick else None),
         ("w3", lambda: w3(cfg, report)),
         ("w5", lambda: w5(cfg, report)),
         ("w6", lambda: w6_idle(cfg, report)),

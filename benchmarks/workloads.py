@@ -349,22 +349,22 @@ def w2_events_off(cfg: Config, report: Report) -> None:
         )
 
 
-def w2_quiet_logs(cfg: Config, report: Report) -> None:
-    """W2 with one process at log level WARNING: prices the per-run INFO log line."""
+def w2_debug_logs(cfg: Config, report: Report) -> None:
+    """W2 with one process at log level DEBUG: prices a log line per successful run."""
     schema = migrate_schema(cfg, "w2q")
     with dropped_afterwards(cfg.conninfo, schema):
         with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
             insert_pending(conn, schema, cfg.runs)
-        res = drain_workers(cfg, schema, 1, "w2q", log_level="WARNING")
+        res = drain_workers(cfg, schema, 1, "w2q", log_level="DEBUG")
     report.add(
         Figure(
             "W2",
             "workfleet",
-            "drain, 1 proc, log level WARNING (not default)",
+            "drain, 1 proc, log level DEBUG (a line per successful run)",
             res.rate,
             "runs/s",
             note=f"{res.seconds:.2f}s",
-            key="w2_p1_warn",
+            key="w2_p1_debug",
         )
     )
 

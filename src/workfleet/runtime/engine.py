@@ -242,9 +242,13 @@ class Engine:
         ]
 
     def _log_outcome(self, execution: Execution, outcome: Outcome) -> None:
-        # called inside the run's task: the log context (bound in _execute) names the run
+        # called inside the run's task: the log context (bound in _execute) names the run.
+        # Successes are DEBUG: at thousands of runs per second an INFO line each is a log bill
+        # (and about a tenth of the worker's CPU); metrics and the audit trail count them.
         seconds = round(time.monotonic() - execution.started, 3)
-        if outcome in (Outcome.SUCCEEDED, Outcome.SNOOZED, Outcome.RELEASED, Outcome.CANCELLED):
+        if outcome is Outcome.SUCCEEDED:
+            self.log.debug("run succeeded", seconds=seconds)
+        elif outcome in (Outcome.SNOOZED, Outcome.RELEASED, Outcome.CANCELLED):
             self.log.info(f"run {outcome}", seconds=seconds)
         else:
             self.log.warning(f"run {outcome}", seconds=seconds)

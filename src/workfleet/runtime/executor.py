@@ -80,6 +80,33 @@ def to_json(value: Any) -> str:
     return text
 
 
+async def settled(future: asyncio.Future[Any], timeout: float | None) -> bool:
+    """Wait until ``future`` is done or ``timeout`` passes; True when it is done.
+
+    ``asyncio.wait({future}, timeout=...)`` without its per-call set, task wrapping and
+    bookkeeping (a tenth of a no-op run's CPU). Like it, this never cancels ``future``, and
+    cancelling the caller leaves ``future`` running.
+    """
+    if future.done():
+        return True
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[None] = loop.create_future()
+
+    def wake(_: object = None) -> None:
+        if not waiter.done():
+            waiter.set_result(None)
+
+    future.add_done_callback(wake)
+    timer = None if timeout is None else loop.call_later(timeout, wake)
+    try:
+        await waiter
+    finally:
+        future.remove_done_callback(wake)
+        if timer is not None:
+            timer.cancel()
+    return future.done()
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """What one execution amounts to: the write to make (if any) and the metric outcome."""
@@ -256,13 +283,13 @@ class Execution:
         timeout = spec.timeout or self.policy.default_timeout
         self._inner = self._start(spec)
         try:
-            done, _ = await asyncio.wait({self._inner}, timeout=timeout)
+            done = await settled(self._inner, timeout)
         finally:
             if self._grace_handle is not None:
                 self._grace_handle.cancel()
         if not done:
             self._inner.cancel()
-            await asyncio.wait({self._inner}, timeout=self.policy.cancel_grace)
+            await settled(self._inner, self.policy.cancel_grace)
             if self.stop_reason is not None:
                 return Decision(_STOP_OUTCOME[self.stop_reason], None)
             timed_out = TimeoutError(f"executor timed out after {timeout:g}s")
