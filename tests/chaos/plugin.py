@@ -26,6 +26,8 @@ async def _work(run: Run[Any]) -> dict[str, Any]:
         # a run that takes its process down with it (segfaulting extension, OOM kill, ...)
         os._exit(POISON_EXIT_CODE)
     if run.attempt == 1 and payload.get("first_sleep_ms"):
+        # tests wait for this line: the run is executing, not merely leased in the table
+        run.log.info("chaos: first attempt sleeping")
         await asyncio.sleep(float(payload["first_sleep_ms"]) / 1000)
     await asyncio.sleep(float(payload.get("ms", 5)) / 1000)
     return {"worker": WORKER_ID, "attempt": run.attempt}

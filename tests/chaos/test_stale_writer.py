@@ -46,6 +46,10 @@ async def test_frozen_worker_resumes_and_writes_nothing(
         payload = f'\'{{"first_sleep_ms": {first_sleep_ms}, "ms": 1}}\''
         await db.insert_many(pg_dsn, schema, "chaos.a.work.v1", RUNS, payload, 3)
         await eventually(lambda: _leased_by(pg_dsn, schema, "stale", RUNS), 20)
+        # leased in the table is not enough: frozen before it read the claim's reply, the
+        # worker would start the runs only after resuming, and its overdue heartbeat would
+        # always win the race against their outcome
+        await eventually(lambda: stale.output.count("first attempt sleeping") == RUNS, 20)
         stale.signal(signal.SIGSTOP)
         # past the 2 s lease; the fresh worker's sweep reclaims, it runs attempt 2 at once
         fresh = WorkerProcess(worker_env(pg_dsn, schema, "fresh", **common), tmp_path)
