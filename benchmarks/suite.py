@@ -208,18 +208,11 @@ def _cpu_model() -> str:
 
 
 def run_profile(cfg: Config, report: Report) -> list[str]:
-    import psycopg
-
-    from benchmarks.common import dropped_afterwards
     from benchmarks.profile import Profiler, summarise
-    from benchmarks.workloads import drain_workers, insert_pending, migrate_schema
+    from benchmarks.workloads import drain_fresh
 
     profiler = Profiler()
-    schema = migrate_schema(cfg, "prof")
-    with dropped_afterwards(cfg.conninfo, schema):
-        with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
-            insert_pending(conn, schema, cfg.runs * 2)
-        res = drain_workers(cfg, schema, 1, "prof", profile=profiler)
+    res = drain_fresh(cfg, 1, "prof", runs=cfg.runs * 2, profile=profiler)
     total, own, inclusive = summarise(profiler.out)
     lines = [
         f"py-spy, {profiler.rate} Hz, 1 worker process draining {res.done:,} no-op runs "

@@ -297,13 +297,21 @@ def drain_workers(
     )
 
 
+def drain_fresh(
+    cfg: Config, processes: int, tag: str, runs: int | None = None, **options: Any
+) -> DrainResult:
+    """A fresh schema with ``runs`` (default ``cfg.runs``) pending no-op runs, drained by
+    ``processes`` workers (``options`` go to :func:`drain_workers`), then dropped."""
+    schema = migrate_schema(cfg, tag)
+    with dropped_afterwards(cfg.conninfo, schema):
+        with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
+            insert_pending(conn, schema, cfg.runs if runs is None else runs)
+        return drain_workers(cfg, schema, processes, f"{tag}-p{processes}", **options)
+
+
 def w2(cfg: Config, report: Report) -> None:
     for processes in cfg.processes:
-        schema = migrate_schema(cfg, "w2")
-        with dropped_afterwards(cfg.conninfo, schema):
-            with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
-                insert_pending(conn, schema, cfg.runs)
-            res = drain_workers(cfg, schema, processes, f"w2-p{processes}")
+        res = drain_fresh(cfg, processes, "w2")
         report.add(
             Figure(
                 "W2",
@@ -331,11 +339,7 @@ def w2(cfg: Config, report: Report) -> None:
 def w2_events_off(cfg: Config, report: Report) -> None:
     """W2 with WORKFLEET_RUN_EVENTS=failures: prices the leased/started/succeeded events."""
     for processes in cfg.processes:
-        schema = migrate_schema(cfg, "w2e")
-        with dropped_afterwards(cfg.conninfo, schema):
-            with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
-                insert_pending(conn, schema, cfg.runs)
-            res = drain_workers(cfg, schema, processes, f"w2e-p{processes}", run_events="failures")
+        res = drain_fresh(cfg, processes, "w2e", run_events="failures")
         report.add(
             Figure(
                 "W2",
@@ -351,11 +355,7 @@ def w2_events_off(cfg: Config, report: Report) -> None:
 
 def w2_debug_logs(cfg: Config, report: Report) -> None:
     """W2 with one process at log level DEBUG: prices a log line per successful run."""
-    schema = migrate_schema(cfg, "w2q")
-    with dropped_afterwards(cfg.conninfo, schema):
-        with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
-            insert_pending(conn, schema, cfg.runs)
-        res = drain_workers(cfg, schema, 1, "w2q", log_level="DEBUG")
+    res = drain_fresh(cfg, 1, "w2q", log_level="DEBUG")
     report.add(
         Figure(
             "W2",

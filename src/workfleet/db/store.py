@@ -284,14 +284,11 @@ async def enqueue_on(
         params = PgStore.enqueue_params(runs, ids)
     except (TypeError, ValueError) as exc:
         raise StoreError(f"payload is not JSON-serialisable: {exc}") from exc
-    if plain:
-        # nothing can conflict without keys: one INSERT, nothing read back
-        try:
-            await conn.execute(q["enqueue_plain"], params)
-        except psycopg.Error as exc:
-            raise StoreError(f"enqueue failed: {type(exc).__name__}: {exc}") from exc
-        return [Enqueued(run_id, True) for run_id in ids]
     try:
+        if plain:
+            # nothing can conflict without keys: one INSERT, nothing read back
+            await conn.execute(q["enqueue_plain"], params)
+            return [Enqueued(run_id, True) for run_id in ids]
         async with conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(q["enqueue_many"], params)
             rows = await cur.fetchall()

@@ -183,14 +183,13 @@ class Engine:
             decision = await execution.execute()
             execution.decision = decision
             outcome = decision.outcome
-            writing = decision.completion is not None
+            completion = decision.completion
             if not execution.thread_running:
                 # free the slot as soon as the executor is done, before the write is flushed;
                 # the loop bounds how many such writes may be outstanding
-                loop.slot_freed(awaiting_write=writing)
+                loop.slot_freed(awaiting_write=completion is not None)
                 slot_freed = True
-            if decision.completion is not None:
-                completion = decision.completion
+            if completion is not None:
                 try:
                     applied = await self.completer.submit(completion)
                 finally:

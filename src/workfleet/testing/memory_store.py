@@ -133,10 +133,11 @@ class MemoryStore:
         )[:limit]
         claimed: list[ClaimedRun] = []
         lease_until = plus_seconds(now, lease_seconds) if due else now
+        lifecycle = (EventType.LEASED, EventType.STARTED) if self.lifecycle_events else ()
         for r in due:
             r.status, r.leased_by = RunStatus.LEASED, worker_id
             r.lease_until, r.updated_at = lease_until, now
-            for kind in (EventType.LEASED, EventType.STARTED)[: 2 if self.lifecycle_events else 0]:
+            for kind in lifecycle:
                 self._event(r.id, kind, {"worker_id": worker_id, "attempt": r.attempt + 1}, now)
             claimed.append(
                 ClaimedRun(
