@@ -21,6 +21,7 @@ from workfleet.runtime.observer import RecordingObserver
 from workfleet.testing import ManualClock, MemoryStore
 
 gate = asyncio.Event()
+executed: list[Any] = []
 concurrent_now = 0
 concurrent_max = 0
 
@@ -64,6 +65,10 @@ def make_plugin() -> Plugin:
     @plugin.executor("u.thread.v1")
     def in_thread(run: SyncRun[Any]) -> str:
         return threading.current_thread().name
+
+    @plugin.executor("u.mark.v1")
+    async def mark(run: Run[Any]) -> None:
+        executed.append(run.id)
 
     @plugin.executor("u.nul-result.v1")
     async def nul_result(run: Run[Any]) -> str:
@@ -296,5 +301,42 @@ async def test_unwritten_outcomes_hold_back_claims() -> None:
         await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 20)
     finally:
         store.gate.set()
+        await engine.stop(0.5)
+        await asyncio.wait_for(task, 5)
+
+
+class _SeesStarts(MemoryStore):
+    """Records, at every ``next_due``, which runs had reached their executor."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.seen_at_next_due: list[list[Any]] = []
+
+    async def next_due(self, filt: Any) -> Any:
+        self.seen_at_next_due.append(list(executed))
+        return await super().next_due(filt)
+
+
+async def test_claimed_runs_start_before_the_next_due_round_trip() -> None:
+    """Pickup latency is one claim, not a claim plus the next-due query."""
+    executed.clear()
+    store = _SeesStarts(ManualClock())
+    observer = RecordingObserver()
+    config = EngineConfig(
+        worker_id="w1",
+        loops=[LoopConfig(TypePattern.parse("u.%"), 3)],
+        poll_interval=3600,
+        fetch_cooldown=0,
+    )
+    registry = ExecutorRegistry.from_plugins([make_plugin()])
+    engine = Engine(store, registry, config, observer, structlog.get_logger())
+    task = asyncio.create_task(engine.run())
+    try:
+        [run_id] = await submit(engine, store, "u.mark.v1")
+        await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 1)
+        after_claim = [seen for seen in store.seen_at_next_due if seen]
+        assert after_claim, "the loop asked for the next due time after its claim"
+        assert store.seen_at_next_due[-1] == [run_id], "the executor ran before that query"
+    finally:
         await engine.stop(0.5)
         await asyncio.wait_for(task, 5)

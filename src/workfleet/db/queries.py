@@ -7,6 +7,8 @@ filled with a quoted identifier through :mod:`psycopg.sql`; nothing else is ever
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
+from contextlib import AbstractAsyncContextManager
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -16,6 +18,7 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from workfleet.db.lanes import Lanes
 from workfleet.errors import StoreError
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
@@ -64,9 +67,13 @@ UNPREPARED = frozenset({"complete_many", "heartbeat_many", "release_many"})
 
 
 async def fetch(
-    pool: AsyncConnectionPool[Any], queries: Queries, name: str, params: dict[str, Any]
+    connection: AbstractAsyncContextManager[psycopg.AsyncConnection[Any]],
+    queries: Queries,
+    name: str,
+    params: dict[str, Any],
 ) -> list[dict[str, Any]]:
-    """Run one named query on a pooled connection; rows as dicts (empty for no result set).
+    """Run one named query on ``connection`` (a pooled connection or a :class:`Lanes` lane);
+    rows as dicts (empty for no result set).
 
     Driver errors become :class:`StoreError` naming the query, the driver error kept as cause.
     Queries in :data:`UNPREPARED` are planned for their actual parameters on every call; the
@@ -74,7 +81,7 @@ async def fetch(
     """
     prepare = False if name in UNPREPARED else None
     try:
-        async with pool.connection() as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with connection as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(queries[name], params, prepare=prepare)
             return await cur.fetchall() if cur.description else []
     except psycopg.Error as exc:
@@ -82,12 +89,25 @@ async def fetch(
 
 
 class QueryStore:
-    """Base of the PostgreSQL stores: a pool, a schema and its composed named queries."""
+    """Base of the PostgreSQL stores: a pool, a schema and its composed named queries.
+
+    ``lanes`` keeps a connection per hot caller (see :mod:`workfleet.db.lanes`); call
+    :meth:`close` before closing the pool.
+    """
 
     def __init__(self, pool: AsyncConnectionPool[Any], schema: str) -> None:
         self.pool = pool
         self.schema = schema
         self.q = Queries(schema)
+        self.lanes = Lanes(pool)
 
-    async def _fetch(self, name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-        return await fetch(self.pool, self.q, name, params)
+    async def _fetch(
+        self, name: str, params: dict[str, Any], *, lane: Hashable | None = None
+    ) -> list[dict[str, Any]]:
+        """Run ``name`` on a pooled connection, or on the connection kept for ``lane``."""
+        connection = self.pool.connection() if lane is None else self.lanes.connection(lane)
+        return await fetch(connection, self.q, name, params)
+
+    async def close(self) -> None:
+        """Give the connections kept by lanes back to the pool."""
+        await self.lanes.close()

@@ -97,6 +97,7 @@ class PgStore(QueryStore):
                 "lease": float(lease_seconds),
                 "lifecycle": self.lifecycle_events,
             },
+            lane=filt,
         )
         return [
             ClaimedRun(
@@ -116,7 +117,9 @@ class PgStore(QueryStore):
     async def next_due(self, filt: ClaimFilter) -> float | None:
         if filt.empty:
             return None
-        rows = await self._fetch("next_due", {"exact": list(filt.exact), "likes": list(filt.likes)})
+        rows = await self._fetch(
+            "next_due", {"exact": list(filt.exact), "likes": list(filt.likes)}, lane=filt
+        )
         if not rows or rows[0]["next_run_at"] is None:
             return None
         delta: float = (rows[0]["next_run_at"] - rows[0]["db_now"]).total_seconds()
@@ -134,6 +137,7 @@ class PgStore(QueryStore):
                 "batch": completions_json(completions),
                 "lifecycle": self.lifecycle_events,
             },
+            lane="complete",
         )
         return {r["id"] for r in rows}
 

@@ -132,7 +132,21 @@ class LeaseLoop:
                     claimed = await self.store.claim(
                         self.worker_id, self.filt, free, self.lease_seconds
                     )
-                    due = None if len(claimed) == free else await self.store.next_due(self.filt)
+                    self.observer.claimed(self.name, len(claimed), time.monotonic() - last_fetch)
+                    self._saturated = len(claimed) == free
+                    # start before asking for the next due time: pickup latency should be
+                    # one round trip, not two
+                    for run in claimed:
+                        self.active += 1
+                        self.start_run(run, self)
+                    if claimed:
+                        self.observer.in_flight(self.name, self.active, self.concurrency)
+                    if claimed and not self._saturated:
+                        # two steps of the event loop take a started run into its executor
+                        # (run task, then executor task): let them go before another round trip
+                        await asyncio.sleep(0)
+                        await asyncio.sleep(0)
+                    due = None if self._saturated else await self.store.next_due(self.filt)
                 except StoreError as exc:
                     self.observer.claim_failed(self.name)
                     self.log.warning(
@@ -145,13 +159,6 @@ class LeaseLoop:
                     error_delay = min(error_delay * 2, self.poll_interval)
                     continue
                 error_delay = 0.1
-                self.observer.claimed(self.name, len(claimed), time.monotonic() - last_fetch)
-                self._saturated = len(claimed) == free
-                for run in claimed:
-                    self.active += 1
-                    self.start_run(run, self)
-                if claimed:
-                    self.observer.in_flight(self.name, self.active, self.concurrency)
                 if not self._saturated and due is not None:
                     # sleep until the next run is due rather than a whole poll interval
                     timeout = min(timeout, max(due, 0.0) + 0.005)

@@ -219,12 +219,17 @@ class Worker:
             self.log.info("worker stopped")
             return 0
         finally:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if self.http is not None:
-                await self.http.stop()
-            await pool.close()
+            await self._close(pool, tasks)
+
+    async def _close(self, pool: AsyncConnectionPool[Any], tasks: list[asyncio.Task[Any]]) -> None:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self.http is not None:
+            await self.http.stop()
+        if self.store is not None:
+            await self.store.close()  # the connections its lanes keep
+        await pool.close()
 
     def _side_tasks(
         self, engine: Engine, store: PgStore, admin: AdminStore, stop: asyncio.Event

@@ -7,6 +7,11 @@
 -- leased and started events are written in the same statement: a claimed run starts at once,
 -- since a loop only claims as many runs as it has free slots. %(lifecycle)s false
 -- (WORKFLEET_RUN_EVENTS=failures) skips them.
+-- The claim commits asynchronously (synchronous_commit off for this transaction only): it
+-- returns without waiting for the WAL flush, which is most of a one-run claim's latency. A claim
+-- lost in a server crash is safe: its run is pending again at the same attempt, the worker's
+-- fenced outcome write for it changes nothing, and the run executes again (at least once, as
+-- after a worker crash). Any later synchronous commit (an outcome) flushes the claim with it.
 WITH candidates AS (
     SELECT r.id
     FROM {schema}.workflow_run r
@@ -38,7 +43,9 @@ WITH candidates AS (
     FROM claimed c CROSS JOIN (VALUES ('leased'), ('started')) AS e(event_type)
     WHERE %(lifecycle)s::bool
 )
-SELECT c.*, now() AS claimed_at FROM claimed c ORDER BY c.priority, c.created_at;
+SELECT c.*, now() AS claimed_at
+FROM claimed c, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+ORDER BY c.priority, c.created_at;
 
 -- name: next_due
 -- When the loop found less work than it had slots: the earliest future run it could claim,
