@@ -1,10 +1,15 @@
 """W4 ceiling: a bare psycopg claim/complete loop on workfleet's own schema, no framework.
 
 Claim: the same eligibility, order and ``FOR UPDATE SKIP LOCKED`` as the runtime's claim
-(``src/workfleet/db/sql/runs.sql``) but without the leased/started events. Complete: one
+(``src/workfleet/db/sql/runs.sql``) but without the leased/started events, and, like it,
+committed asynchronously (the ceiling uses every trick the runtime does). Complete: one
 fenced ``UPDATE ... status = 'succeeded'`` per batch, also without events. One connection,
 autocommit, one batch in flight: claim k, "run" them (nothing), complete k, repeat until a
 claim returns no row.
+
+With ``--events`` both statements also write the runtime's audit events (``leased`` and
+``started`` in the claim, ``succeeded`` in the completion, the same rows as ``runs.sql``): the
+raw price of the audit trail, with no framework around it.
 
 Protocol as ``benchmarks.worker_proc``: ``ready``, wait for ``go``, JSON to ``--out``.
 """
@@ -38,12 +43,26 @@ WITH candidates AS (
     LIMIT %(limit)s
     FOR UPDATE OF r SKIP LOCKED
 )
+{claim}
+"""
+
+CLAIM_UPDATE = """
 UPDATE {schema}.workflow_run r
 SET status = 'leased', leased_by = %(me)s,
     lease_until = now() + make_interval(secs => 30), updated_at = now()
-FROM candidates c
+FROM candidates c, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
 WHERE r.id = c.id
 RETURNING r.id, r.type, r.payload, r.attempt
+"""
+
+CLAIM_WITH_EVENTS = """
+, claimed AS ({update}), events AS (
+    INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
+    SELECT c.id, e.event_type,
+           jsonb_build_object('worker_id', %(me)s::text, 'attempt', c.attempt + 1)
+    FROM claimed c CROSS JOIN (VALUES ('leased'), ('started')) AS e(event_type)
+)
+SELECT * FROM claimed
 """
 
 COMPLETE = """
@@ -54,12 +73,27 @@ FROM unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS i(id, attempt)
 WHERE r.id = i.id AND r.status = 'leased' AND r.leased_by = %(me)s AND r.attempt = i.attempt
 """
 
+COMPLETE_WITH_EVENTS = """
+WITH updated AS ({update} RETURNING r.id, i.attempt)
+INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
+SELECT u.id, 'succeeded', jsonb_build_object('attempt', u.attempt + 1) FROM updated u
+"""
 
-def drain(conninfo: str, schema: str, batch: int, likes: list[str]) -> dict[str, Any]:
-    me = f"ceiling-{socket.gethostname()}-{os.getpid()}"
+
+def statements(schema: str, events: bool) -> tuple[sql.Composed, sql.Composed]:
+    """(claim, complete) for ``schema``, with or without the audit events."""
+    if events:
+        claim = CLAIM.replace("{claim}", CLAIM_WITH_EVENTS.replace("{update}", CLAIM_UPDATE))
+        complete = COMPLETE_WITH_EVENTS.replace("{update}", COMPLETE.strip())
+    else:
+        claim, complete = CLAIM.replace("{claim}", CLAIM_UPDATE), COMPLETE
     ident = sql.Identifier(schema)
-    claim = sql.SQL(CLAIM).format(schema=ident)
-    complete = sql.SQL(COMPLETE).format(schema=ident)
+    return sql.SQL(claim).format(schema=ident), sql.SQL(complete).format(schema=ident)
+
+
+def drain(conninfo: str, schema: str, batch: int, likes: list[str], events: bool) -> dict[str, Any]:
+    me = f"ceiling-{socket.gethostname()}-{os.getpid()}"
+    claim, complete = statements(schema, events)
     first: float | None = None
     done = 0
     with psycopg.connect(conninfo, autocommit=True) as conn:
@@ -88,9 +122,10 @@ def main() -> int:
     p.add_argument("--schema", required=True)
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--like", action="append", default=[])
+    p.add_argument("--events", action="store_true", help="write the audit events too")
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    result = drain(args.conninfo, args.schema, args.batch, args.like or ["bench.%"])
+    result = drain(args.conninfo, args.schema, args.batch, args.like or ["bench.%"], args.events)
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(result, fh)
     return 0
