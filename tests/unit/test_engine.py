@@ -276,9 +276,8 @@ class _SlowWrites(MemoryStore):
         return await super().complete_many(worker_id, completions)
 
 
-async def test_unwritten_outcomes_hold_back_claims() -> None:
-    """Slots free before outcomes are written, but leases held stay <= 2 x concurrency."""
-    store = _SlowWrites(ManualClock())
+def start_engine(store: MemoryStore) -> tuple[Engine, RecordingObserver, asyncio.Task[None]]:
+    """An engine with one ``u.%`` loop of concurrency 3 on ``store``, running in a task."""
     observer = RecordingObserver()
     config = EngineConfig(
         worker_id="w1",
@@ -288,7 +287,13 @@ async def test_unwritten_outcomes_hold_back_claims() -> None:
     )
     registry = ExecutorRegistry.from_plugins([make_plugin()])
     engine = Engine(store, registry, config, observer, structlog.get_logger())
-    task = asyncio.create_task(engine.run())
+    return engine, observer, asyncio.create_task(engine.run())
+
+
+async def test_unwritten_outcomes_hold_back_claims() -> None:
+    """Slots free before outcomes are written, but leases held stay <= 2 x concurrency."""
+    store = _SlowWrites(ManualClock())
+    engine, observer, task = start_engine(store)
     try:
         await submit(engine, store, "u.ok.v1", 20)
         await observer.wait_for(lambda: len(observer.started) == 6)
@@ -321,16 +326,7 @@ async def test_claimed_runs_start_before_the_next_due_round_trip() -> None:
     """Pickup latency is one claim, not a claim plus the next-due query."""
     executed.clear()
     store = _SeesStarts(ManualClock())
-    observer = RecordingObserver()
-    config = EngineConfig(
-        worker_id="w1",
-        loops=[LoopConfig(TypePattern.parse("u.%"), 3)],
-        poll_interval=3600,
-        fetch_cooldown=0,
-    )
-    registry = ExecutorRegistry.from_plugins([make_plugin()])
-    engine = Engine(store, registry, config, observer, structlog.get_logger())
-    task = asyncio.create_task(engine.run())
+    engine, observer, task = start_engine(store)
     try:
         [run_id] = await submit(engine, store, "u.mark.v1")
         await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 1)

@@ -132,21 +132,6 @@ class LeaseLoop:
                     claimed = await self.store.claim(
                         self.worker_id, self.filt, free, self.lease_seconds
                     )
-                    self.observer.claimed(self.name, len(claimed), time.monotonic() - last_fetch)
-                    self._saturated = len(claimed) == free
-                    # start before asking for the next due time: pickup latency should be
-                    # one round trip, not two
-                    for run in claimed:
-                        self.active += 1
-                        self.start_run(run, self)
-                    if claimed:
-                        self.observer.in_flight(self.name, self.active, self.concurrency)
-                    if claimed and not self._saturated:
-                        # two steps of the event loop take a started run into its executor
-                        # (run task, then executor task): let them go before another round trip
-                        await asyncio.sleep(0)
-                        await asyncio.sleep(0)
-                    due = None if self._saturated else await self.store.next_due(self.filt)
                 except StoreError as exc:
                     self.observer.claim_failed(self.name)
                     self.log.warning(
@@ -159,9 +144,24 @@ class LeaseLoop:
                     error_delay = min(error_delay * 2, self.poll_interval)
                     continue
                 error_delay = 0.1
-                if not self._saturated and due is not None:
-                    # sleep until the next run is due rather than a whole poll interval
-                    timeout = min(timeout, max(due, 0.0) + 0.005)
+                self.observer.claimed(self.name, len(claimed), time.monotonic() - last_fetch)
+                self._saturated = len(claimed) == free
+                for run in claimed:
+                    self.active += 1
+                    self.start_run(run, self)
+                if claimed:
+                    self.observer.in_flight(self.name, self.active, self.concurrency)
+                if not self._saturated:
+                    if claimed:
+                        # pickup latency is one round trip, not two: two steps of the event
+                        # loop (run task, then executor task) take the started runs into their
+                        # executors before this loop asks for the next due time
+                        await asyncio.sleep(0)
+                        await asyncio.sleep(0)
+                    due = await self._next_due()
+                    if due is not None:
+                        # sleep until the next run is due rather than a whole poll interval
+                        timeout = min(timeout, max(due, 0.0) + 0.005)
             await self._wait(timeout)
 
     async def _wait(self, timeout: float) -> None:
@@ -172,6 +172,12 @@ class LeaseLoop:
         except TimeoutError:
             self._wake_source = "poll"
             self.observer.woke(self.name, "poll")
+
+    async def _next_due(self) -> float | None:
+        try:
+            return await self.store.next_due(self.filt)
+        except StoreError:
+            return None  # the next claim meets (and reports) the same database problem
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
