@@ -8,7 +8,7 @@
 -- since a loop only claims as many runs as it has free slots. %(lifecycle)s false
 -- (WORKFLEET_RUN_EVENTS=failures) skips them.
 -- The claim commits asynchronously (synchronous_commit off for this transaction only): it
--- returns without waiting for the WAL flush, which is most of a one-run claim's latency. A claim
+-- returns without waiting for the WAL flush, about a quarter of a one-run claim's latency. A claim
 -- lost in a server crash is safe: its run is pending again at the same attempt, the worker's
 -- fenced outcome write for it changes nothing, and the run executes again (at least once, as
 -- after a worker crash). Any later synchronous commit (an outcome) flushes the claim with it.
