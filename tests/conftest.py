@@ -20,6 +20,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from workfleet.db.migrate import migrate
+from workfleet.db.pool import open_pool
 from workfleet.db.store import PgStore
 from workfleet.dsn import resolve_dsn
 
@@ -99,10 +100,8 @@ async def schema(pg_dsn: str, schema_name: str) -> str:
 
 @pytest.fixture
 async def pg_pool(pg_dsn: str) -> AsyncIterator[AsyncConnectionPool[Any]]:
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        pg_dsn, min_size=1, max_size=8, open=False, kwargs={"autocommit": True}
-    )
-    await pool.open(wait=True)
+    # opened as workfleet opens its own pools, so rows read the same way
+    pool = await open_pool(pg_dsn, max_size=8, application_name=None)
     try:
         yield pool
     finally:

@@ -101,6 +101,8 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
     :"schema".workflow_schedule, :"schema".workfleet_worker
     TO :"worker";
 GRANT SELECT ON :"schema".workfleet_schema_version TO :"worker";
+-- The claim reads and row-locks runs through the runnable view (FOR UPDATE needs UPDATE).
+GRANT SELECT, UPDATE ON :"schema".workfleet_queued TO :"worker";
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA :"schema" TO :"worker";
 
 -- ---------------------------------------------------------------------------------------------
@@ -113,6 +115,8 @@ GRANT SELECT (id, type, status, priority, run_at, idempotency_key, attempt, max_
     ON :"schema".workflow_run TO :"reader";
 GRANT SELECT ON :"schema".workflow_event, :"schema".workflow_registry,
     :"schema".workfleet_worker, :"schema".workfleet_schema_version TO :"reader";
+-- The runnable view (KEDA's query): ids, types, priorities and times only.
+GRANT SELECT ON :"schema".workfleet_queued TO :"reader";
 REVOKE ALL ON :"schema".workflow_schedule FROM :"reader";
 GRANT SELECT (id, type, schedule, timezone, next_run_at, last_run_at, enabled, priority,
               max_attempts, created_at, updated_at, deleted_at)

@@ -33,6 +33,12 @@ class StoreError(WorkfleetError):
     """The database could not do what was asked (connectivity, missing schema, constraint)."""
 
 
+class StoreDataError(StoreError):
+    """The database rejected what a statement was given or found (a value out of range, a
+    constraint, a size limit): retrying the same statement fails the same way, so a batch
+    splits and writes its rows one by one, and the bad ones fail with this error."""
+
+
 class SchemaNotReadyError(StoreError):
     """The schema is missing or older than this release needs: run ``workfleet migrate``."""
 

@@ -60,30 +60,61 @@ class Fail(ControlSignal):
     """Fail the run now, whatever attempts remain. ``str(exc)`` becomes ``last_error``."""
 
 
+MAX_DELAY_SECONDS = 10 * 366 * 86_400.0  # ten years: far past any backoff, far inside SQL's range
+
+
+def check_delay(after: float, what: str) -> float:
+    """``after`` if it is a finite number of seconds in [0, ten years]; else ``ValueError``.
+
+    A delay PostgreSQL cannot add to ``now()`` would fail the whole batched outcome write.
+    """
+    if not (isinstance(after, int | float) and 0 <= after <= MAX_DELAY_SECONDS):
+        raise ValueError(
+            f"{what}(after=...) must be between 0 and {MAX_DELAY_SECONDS:.0f} seconds, "
+            f"got {after!r}"
+        )
+    return float(after)
+
+
 class Retry(ControlSignal):
     """Consume an attempt and run again ``after`` seconds from now (default: the backoff policy)."""
 
     def __init__(self, reason: str = "retry requested", *, after: float | None = None) -> None:
         super().__init__(reason)
-        self.after = after
+        self.after = None if after is None else check_delay(after, "Retry")
 
 
 class Snooze(ControlSignal):
     """Put the run back to pending for ``after`` seconds without consuming an attempt."""
 
     def __init__(self, after: float, reason: str = "snoozed") -> None:
-        if after < 0:
-            raise ValueError("Snooze(after=...) must be >= 0 seconds")
         super().__init__(reason)
-        self.after = after
+        self.after = check_delay(after, "Snooze")
 
 
 # --- rows and writes ------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
+class Lease:
+    """What every write about a claimed run must match: the run and the token of its claim.
+
+    The token counts the run's claims (0 for the first), so two executions of one run by the
+    same worker at the same attempt (after a snooze or a release) never share a lease.
+    """
+
+    run_id: uuid.UUID
+    token: int
+
+
+@dataclass(frozen=True, slots=True)
 class ClaimedRun:
-    """A run this worker holds a lease on. ``attempt`` is the fencing value granted at claim."""
+    """A run this worker holds a lease on.
+
+    ``attempt`` counts the failed attempts before this one (the row's column); ``token`` is the
+    lease token granted by this claim. ``payload_error`` is set, and ``payload`` is None, when
+    the stored payload could not be decoded (the run then fails at once with that error).
+    """
 
     id: uuid.UUID
     type: str
@@ -94,6 +125,12 @@ class ClaimedRun:
     run_at: datetime
     created_at: datetime
     claimed_at: datetime  # database clock at claim time
+    token: int = 0
+    payload_error: str | None = None
+
+    @property
+    def lease(self) -> Lease:
+        return Lease(self.id, self.token)
 
     @property
     def queue_wait(self) -> timedelta:
@@ -101,20 +138,13 @@ class ClaimedRun:
 
 
 @dataclass(frozen=True, slots=True)
-class Lease:
-    """The fencing pair every write about a claimed run must match."""
-
-    run_id: uuid.UUID
-    attempt: int
-
-
-@dataclass(frozen=True, slots=True)
 class Completion:
-    """One outcome write, batched by the completer.
+    """One outcome write, batched by the completer. Build it with the named constructors.
 
     ``status`` is the row's new status (pending, succeeded or failed); ``consume_attempt`` says
     whether ``attempt`` is incremented; ``delay`` (seconds from the database's now) sets
-    ``run_at`` when the run goes back to pending.
+    ``run_at`` when the run goes back to pending; ``wake`` announces the run to every worker
+    (a NOTIFY), for runs handed back runnable now.
     """
 
     lease: Lease
@@ -125,6 +155,39 @@ class Completion:
     result_json: str | None = None
     error: str | None = None
     event_data: dict[str, Any] = field(default_factory=dict)
+    wake: bool = False
+
+    @classmethod
+    def succeeded(cls, lease: Lease, result_json: str, data: dict[str, Any]) -> Completion:
+        """Done: the row's ``result`` becomes ``result_json``."""
+        return cls(
+            lease, RunStatus.SUCCEEDED, EventType.SUCCEEDED, False, None, result_json, None, data
+        )
+
+    @classmethod
+    def retry(cls, lease: Lease, delay: float, error: str, data: dict[str, Any]) -> Completion:
+        """An attempt failed: consume it and run again ``delay`` seconds from now."""
+        return cls(lease, RunStatus.PENDING, EventType.RETRIED, True, delay, None, error, data)
+
+    @classmethod
+    def failed(cls, lease: Lease, error: str, data: dict[str, Any]) -> Completion:
+        """Failed for good (the attempt is consumed)."""
+        return cls(lease, RunStatus.FAILED, EventType.FAILED, True, None, None, error, data)
+
+    @classmethod
+    def snoozed(cls, lease: Lease, delay: float, data: dict[str, Any]) -> Completion:
+        """Back to pending ``delay`` seconds from now without consuming an attempt."""
+        return cls(lease, RunStatus.PENDING, EventType.RETRIED, False, delay, None, None, data)
+
+    @classmethod
+    def released(cls, lease: Lease, worker_id: str) -> Completion:
+        """Handed back on shutdown: pending and runnable now, no attempt consumed, announced.
+
+        A durable workflow's suspension will be the same write with a wake-up time and its own
+        constructor beside this one.
+        """
+        data = {"reason": "released", "worker_id": worker_id}
+        return cls(lease, RunStatus.PENDING, EventType.RETRIED, False, 0.0, None, None, data, True)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,7 @@ import threading
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import structlog
 from pydantic import BaseModel
@@ -28,6 +28,7 @@ from workfleet.patterns import TypePattern
 from workfleet.retry import Backoff
 
 P = TypeVar("P")
+StopReason = Literal["cancelled", "lease_lost", "shutdown"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -49,6 +50,7 @@ class _RunBase(Generic[P]):
         "max_attempts",
         "payload",
         "raw_payload",
+        "stop_reason",
         "type",
     )
 
@@ -73,6 +75,17 @@ class _RunBase(Generic[P]):
         self._handle = handle
         self._log_source = log
         self._log: structlog.typing.FilteringBoundLogger | None = None
+        # why ``cancelled`` was set: "cancelled" (by a user), "lease_lost" (the run is someone
+        # else's now) or "shutdown" (this worker is stopping; the run will be released and run
+        # again elsewhere, so it is not a failure); None while no stop was requested
+        self.stop_reason: StopReason | None = None
+
+    @property
+    def worker_stopping(self) -> bool:
+        """True when ``cancelled`` was set because this worker is shutting down: stop at the
+        next safe point; whatever the executor then raises or returns (but a result), the run
+        is released — pending again, no attempt consumed — not failed."""
+        return self.stop_reason == "shutdown"
 
     @property
     def log(self) -> structlog.typing.FilteringBoundLogger:
@@ -92,8 +105,10 @@ class _RunBase(Generic[P]):
 class Run(_RunBase[P]):
     """One execution of a run, handed to an async executor.
 
-    ``cancelled`` is set when the run is cancelled (or its lease is lost); the executor should
-    stop at its next safe point. After the worker's grace period its task is cancelled anyway.
+    ``cancelled`` is set when the executor should stop at its next safe point: the run was
+    cancelled, its lease was lost, or this worker is shutting down (``stop_reason`` says which;
+    ``worker_stopping`` is the last case). After the worker's grace period its task is cancelled
+    anyway.
     """
 
     __slots__ = ("cancelled",)

@@ -11,10 +11,13 @@ import re
 import socket
 import uuid
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from functools import cached_property
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import (
     AliasChoices,
+    BaseModel,
+    ConfigDict,
     Field,
     SecretStr,
     ValidationError,
@@ -25,7 +28,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from workfleet.dsn import ResolvedDsn, resolve_dsn, validate_schema_name
 from workfleet.errors import ConfigError
+from workfleet.models import MAX_DELAY_SECONDS
 from workfleet.patterns import TypePattern
+from workfleet.retry import Backoff, ConstantBackoff, ExponentialBackoff, QuadraticBackoff
 
 ENV_PREFIX = "WORKFLEET_"
 
@@ -67,68 +72,38 @@ def _default_worker_id() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
 
 
-class Settings(BaseSettings):
-    """Worker and CLI configuration, validated once at start-up."""
+_FROZEN = ConfigDict(frozen=True, populate_by_name=True)
 
-    model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
-        extra="ignore",
-        populate_by_name=True,
-    )
 
-    database_url: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("WORKFLEET_DATABASE_URL", "DATABASE_URL", "database_url"),
-        description="PostgreSQL URL; ?schema= or ?search_path= selects the schema.",
-    )
-    db_schema: str | None = Field(
-        default=None,
-        # Only the prefixed name: a bare DB_SCHEMA in the environment belongs to someone else.
-        validation_alias=AliasChoices("WORKFLEET_SCHEMA"),
-        description="Schema of the workflow tables (default: from the URL, else 'workflow').",
-    )
+class RuntimeSettings(BaseModel):
+    """What the runtime (lease loops, executions, heartbeats, drain) needs, passed whole."""
+
+    model_config = _FROZEN
+
+    worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=200)
     prefixes: Annotated[list[PrefixSpec], NoDecode] = Field(
         default_factory=list,
         description="Lease loops: 'billing.%=8,notify.%'. Empty: every type the plugins execute.",
     )
     concurrency: int = Field(default=10, ge=1, le=10_000)
-    worker_id: str = Field(default_factory=_default_worker_id, min_length=1, max_length=200)
-
     lease_seconds: float = Field(default=30.0, gt=0, le=86_400)
     heartbeat_seconds: float | None = Field(default=None, gt=0)
     poll_interval: float = Field(default=5.0, gt=0, le=3600)
     fetch_cooldown: float = Field(default=0.01, ge=0, le=60)
-    poll_only: bool = False
     # "all": the full audit trail; "failures": no leased/started/succeeded events (the hot
     # path's rows), retries, failures, cancellations and everything else still recorded
     run_events: Literal["all", "failures"] = "all"
     drain_timeout: float = Field(default=30.0, ge=0)
     cancel_grace: float = Field(default=5.0, ge=0)
-
-    pool_min_size: int = Field(default=1, ge=0)
-    pool_max_size: int | None = Field(default=None, ge=1)
-    connect_timeout: float = Field(default=10.0, gt=0)
-
-    http_enabled: bool = True
-    http_host: str = "0.0.0.0"  # noqa: S104 - a worker in a pod serves probes on all interfaces
-    http_port: int = Field(default=9464, ge=0, le=65535)
-
-    log_format: Literal["auto", "json", "console"] = "auto"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-    schedules_enabled: bool = True
-    schedule_interval: float = Field(default=10.0, gt=0)
-    maintenance_enabled: bool = True
-    maintenance_interval: float = Field(default=60.0, gt=0)
-    sweep_interval: float = Field(default=5.0, gt=0)
-    retention_succeeded_days: float = Field(default=7.0, ge=0)
-    retention_cancelled_days: float = Field(default=7.0, ge=0)
-    retention_failed_days: float = Field(default=30.0, ge=0)
-
-    pending_metrics_interval: float = Field(default=15.0, ge=0)
-
-    skip_broken_plugins: bool = False
+    # executors without a timeout of their own; None: no timeout
+    default_timeout: float | None = Field(default=None, gt=0)
+    # the retry delay after a failed attempt, for executors without a backoff of their own:
+    # quadratic (attempt² x base, the seed's default: 1, 4, 9 ... minutes), exponential
+    # (base x 2^(attempt-1)) or constant (base); capped at backoff_max_seconds, plus 0-jitter
+    backoff: Literal["quadratic", "exponential", "constant"] = "quadratic"
+    backoff_base_seconds: float = Field(default=60.0, ge=0, le=MAX_DELAY_SECONDS)
+    backoff_max_seconds: float | None = Field(default=None, gt=0, le=MAX_DELAY_SECONDS)
+    backoff_jitter: float = Field(default=0.1, ge=0, le=1)
 
     @field_validator("prefixes", mode="before")
     @classmethod
@@ -148,17 +123,52 @@ class Settings(BaseSettings):
             raise ValueError(f"must be shorter than WORKFLEET_LEASE_SECONDS ({lease:g})")
         return value
 
+    @property
+    def heartbeat_interval(self) -> float:
+        return self.heartbeat_seconds or self.lease_seconds / 3.0
+
+    def backoff_policy(self) -> Backoff:
+        """The default retry delay policy these settings describe."""
+        cap = self.backoff_max_seconds
+        if self.backoff == "constant":
+            delay = (
+                self.backoff_base_seconds if cap is None else min(self.backoff_base_seconds, cap)
+            )
+            return ConstantBackoff(delay)
+        if self.backoff == "exponential":
+            return ExponentialBackoff(
+                base=self.backoff_base_seconds,
+                cap=MAX_DELAY_SECONDS if cap is None else cap,
+                jitter=self.backoff_jitter,
+            )
+        return QuadraticBackoff(unit=self.backoff_base_seconds, jitter=self.backoff_jitter, cap=cap)
+
+
+class DatabaseSettings(BaseModel):
+    """Where the tables are and how to reach them."""
+
+    model_config = _FROZEN
+
+    database_url: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("WORKFLEET_DATABASE_URL", "DATABASE_URL", "database_url"),
+        description="PostgreSQL URL; ?schema= or ?search_path= selects the schema.",
+    )
+    db_schema: str | None = Field(
+        default=None,
+        # Only the prefixed name: a bare DB_SCHEMA in the environment belongs to someone else.
+        validation_alias=AliasChoices("WORKFLEET_SCHEMA"),
+        description="Schema of the workflow tables (default: from the URL, else 'workflow').",
+    )
+    pool_min_size: int = Field(default=1, ge=0)
+    pool_max_size: int | None = Field(default=None, ge=1)
+    connect_timeout: float = Field(default=10.0, gt=0)
+    poll_only: bool = False
+
     @field_validator("db_schema")
     @classmethod
     def _check_schema(cls, value: str | None) -> str | None:
         return None if value is None else validate_schema_name(value)
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def _upper(cls, value: Any) -> Any:
-        return value.upper() if isinstance(value, str) else value
-
-    # --- derived ------------------------------------------------------------------------------
 
     def resolved_dsn(self) -> ResolvedDsn:
         """The libpq conninfo and schema; ``WORKFLEET_SCHEMA`` beats the URL's schema."""
@@ -181,9 +191,95 @@ class Settings(BaseSettings):
     def schema_name(self) -> str:
         return self.resolved_dsn().schema
 
-    @property
-    def heartbeat_interval(self) -> float:
-        return self.heartbeat_seconds or self.lease_seconds / 3.0
+
+class HttpSettings(BaseModel):
+    """The probe and metrics server."""
+
+    model_config = _FROZEN
+
+    http_enabled: bool = True
+    http_host: str = "0.0.0.0"  # noqa: S104 - a worker in a pod serves probes on all interfaces
+    http_port: int = Field(default=9464, ge=0, le=65535)
+
+
+class MaintenanceSettings(BaseModel):
+    """The side loops: cron ticker, lease sweep, retention, pending gauges."""
+
+    model_config = _FROZEN
+
+    schedules_enabled: bool = True
+    schedule_interval: float = Field(default=10.0, gt=0)
+    maintenance_enabled: bool = True
+    maintenance_interval: float = Field(default=60.0, gt=0)
+    sweep_interval: float = Field(default=5.0, gt=0)
+    retention_succeeded_days: float = Field(default=7.0, ge=0)
+    retention_cancelled_days: float = Field(default=7.0, ge=0)
+    retention_failed_days: float = Field(default=30.0, ge=0)
+    pending_metrics_interval: float = Field(default=15.0, ge=0)
+
+
+class LogSettings(BaseModel):
+    """Log format and level."""
+
+    model_config = _FROZEN
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+
+_Part = TypeVar("_Part", bound=BaseModel)
+
+
+class Settings(
+    RuntimeSettings,
+    DatabaseSettings,
+    HttpSettings,
+    MaintenanceSettings,
+    LogSettings,
+    BaseSettings,
+):
+    """Worker and CLI configuration, validated once at start-up, from flat ``WORKFLEET_*``
+    variables. Its parts (:attr:`runtime`, :attr:`database`, :attr:`http`,
+    :attr:`maintenance`, :attr:`logging`) are handed whole to the pieces that use them."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="ignore",
+        populate_by_name=True,
+        frozen=True,
+    )
+
+    skip_broken_plugins: bool = False
+
+    def _part(self, cls: type[_Part]) -> _Part:
+        # already validated as part of this model: copy the values, do not validate again
+        return cls.model_construct(**{name: getattr(self, name) for name in cls.model_fields})
+
+    @cached_property
+    def runtime(self) -> RuntimeSettings:
+        return self._part(RuntimeSettings)
+
+    @cached_property
+    def database(self) -> DatabaseSettings:
+        return self._part(DatabaseSettings)
+
+    @cached_property
+    def http(self) -> HttpSettings:
+        return self._part(HttpSettings)
+
+    @cached_property
+    def maintenance(self) -> MaintenanceSettings:
+        return self._part(MaintenanceSettings)
+
+    @cached_property
+    def logging(self) -> LogSettings:
+        return self._part(LogSettings)
 
 
 def env_var_for(loc: tuple[int | str, ...]) -> str:

@@ -1,11 +1,20 @@
-"""The storage seam: everything the runtime and the client need from the database.
+"""Every port of workfleet, in one place: what the runtime, the client, the CLI and the REST API
+need from the outside world, as :class:`typing.Protocol` classes.
 
-Two implementations honour it: :class:`workfleet.db.store.PgStore` (psycopg, SQL in ``.sql``
-files) and :class:`workfleet.testing.MemoryStore` (in memory, for fast unit tests). The contract
-suite in ``tests/contract`` runs the same assertions against both.
+- :class:`RunQueue` — the worker's hot path (claim, outcomes, leases, the expired-lease sweep)
+  and the producers' enqueue. PostgreSQL: :class:`workfleet.db.store.PgStore`; in memory:
+  :class:`workfleet.testing.MemoryStore`. The contract suite (``tests/contract``) runs the same
+  assertions against both.
+- :class:`RunReads` and :class:`RunOperations` — reading runs (one, a filtered keyset page,
+  capped counts, the audit trail) and acting on them (cancel, redrive), for the client, the CLI
+  and the API. :class:`workfleet.operations.Operations` is their one user-facing façade.
+- :class:`MaintenanceStore` and :class:`ScheduleStore` — the worker's side loops (retention,
+  live workers, pending gauges) and cron schedules.
+- :class:`Observer` — what the runtime reports as it works (metrics, tests' signals).
 
-Every method that writes about a claimed run is *fenced*: it changes a row only while the row is
-``leased`` by ``worker_id`` at the attempt the lease was granted (:class:`Lease`).
+Everything but :class:`RunQueue` is implemented on PostgreSQL only and contract-tested there.
+Every write about a claimed run is *fenced*: it changes a row only while the row is ``leased``
+by the writing worker under the lease token its claim granted (:class:`Lease`).
 """
 
 from __future__ import annotations
@@ -14,7 +23,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 from workfleet.models import (
     ClaimedRun,
@@ -24,10 +33,12 @@ from workfleet.models import (
     HeartbeatResult,
     Lease,
     NewRun,
+    Outcome,
     RegistryEntry,
     RunRecord,
     RunStatus,
 )
+from workfleet.patterns import TypePattern
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,18 +61,22 @@ class SweepResult:
     failed: int
 
 
+# --- the hot path ------------------------------------------------------------------------------
+
+
 @runtime_checkable
-class RunStore(Protocol):
-    """Storage operations on runs. All times come from the database clock."""
+class RunQueue(Protocol):
+    """The lease protocol and enqueue. All times come from the database clock."""
 
     async def claim(
         self, worker_id: str, filt: ClaimFilter, limit: int, lease_seconds: float
     ) -> list[ClaimedRun]:
-        """Lease up to ``limit`` eligible runs (``FOR UPDATE SKIP LOCKED``); write events."""
+        """Lease up to ``limit`` runnable runs (``FOR UPDATE SKIP LOCKED``), each under a new
+        lease token; write their ``leased`` and ``started`` events."""
         ...
 
     async def next_due(self, filt: ClaimFilter) -> float | None:
-        """Seconds until the earliest *future* pending run matching ``filt`` is due.
+        """Seconds until the earliest *future* queued run matching ``filt`` is due.
 
         Runs due now are ignored (an unclaimed one is row-locked by another worker) and so are
         types disabled in the registry; None when there is no such run.
@@ -71,7 +86,11 @@ class RunStore(Protocol):
     async def complete_many(
         self, worker_id: str, completions: Sequence[Completion]
     ) -> set[uuid.UUID]:
-        """Apply outcomes in one batch; return the ids whose write took effect (fenced)."""
+        """Apply outcomes in one batch; return the ids whose write took effect (fenced).
+
+        Raises :class:`~workfleet.errors.StoreDataError` when a value of the batch is refused
+        (the caller then writes its rows one by one).
+        """
         ...
 
     async def heartbeat_many(
@@ -87,10 +106,6 @@ class RunStore(Protocol):
         """An executor's explicit heartbeat: extend one lease and write a ``heartbeat`` event."""
         ...
 
-    async def release_many(self, worker_id: str, leases: Sequence[Lease]) -> set[uuid.UUID]:
-        """Hand held leases back as pending, runnable now, without consuming an attempt."""
-        ...
-
     async def reclaim_expired(self, limit: int = 1000) -> SweepResult:
         """Expired leases count as a failed attempt: back to pending, or failed if exhausted."""
         ...
@@ -99,8 +114,81 @@ class RunStore(Protocol):
         """Insert runs in one round trip; a duplicate idempotency key returns the existing id."""
         ...
 
+    async def upsert_registry(self, entries: Sequence[RegistryEntry]) -> None:
+        """Register executable types; never changes ``is_enabled``."""
+        ...
+
+
+# --- reads and operations ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Which runs a listing or a count selects. Every field narrows; the default is all runs.
+
+    ``types`` are type patterns (exact or ``prefix.%``, matched literally); ``payload`` selects
+    runs whose payload contains it (jsonb ``@>``); ``error`` is a case-insensitive substring of
+    ``last_error``; the time bounds apply to ``created_at`` (``since`` inclusive, ``until``
+    exclusive). Soft-deleted runs are left out.
+    """
+
+    statuses: tuple[RunStatus, ...] = ()
+    types: tuple[TypePattern, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    payload: Any = None
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class RunCursor:
+    """Where a keyset page ends: newest first, so the next page has older (created_at, id)."""
+
+    created_at: datetime
+    id: uuid.UUID
+
+    def encode(self) -> str:
+        """An opaque, URL-safe token for APIs and the CLI."""
+        return f"{self.created_at.isoformat()}_{self.id}"
+
+    @classmethod
+    def decode(cls, token: str) -> RunCursor:
+        """Parse :meth:`encode`'s output; ``ValueError`` for anything else."""
+        stamp, sep, run_id = token.rpartition("_")
+        if not sep:
+            raise ValueError(f"not a page cursor: {token!r}")
+        moment = datetime.fromisoformat(stamp)
+        if moment.tzinfo is None:
+            raise ValueError(f"not a page cursor: {token!r}")
+        return cls(moment, uuid.UUID(run_id))
+
+
+@dataclass(frozen=True, slots=True)
+class RunPage:
+    """One page of runs, newest first; ``next`` is None on the last page."""
+
+    runs: list[RunRecord]
+    next: RunCursor | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CappedCount:
+    """A count that stops at a cap, so counting never scans a whole table: ``at_least`` is
+    True when there are more than ``count`` (= the cap)."""
+
+    count: int
+    at_least: bool = False
+
+
+class RunReads(Protocol):
+    """Reading runs; never payload contents unless the caller asked for the run."""
+
     async def get(self, run_id: uuid.UUID) -> RunRecord | None:
         """The run's row, or None."""
+        ...
+
+    async def events(self, run_id: uuid.UUID) -> list[Event]:
+        """The run's audit trail, oldest first."""
         ...
 
     async def list_runs(
@@ -109,9 +197,23 @@ class RunStore(Protocol):
         """Newest runs first, optionally filtered (``type_like`` is an escaped LIKE pattern)."""
         ...
 
-    async def events(self, run_id: uuid.UUID) -> list[Event]:
-        """The run's audit trail, oldest first."""
+    async def query_runs(
+        self, query: RunQuery, *, limit: int = 50, after: RunCursor | None = None
+    ) -> RunPage:
+        """A keyset page of the runs ``query`` selects, newest first, after ``after``."""
         ...
+
+    async def count_runs(self, query: RunQuery, *, cap: int = 10_000) -> CappedCount:
+        """How many runs ``query`` selects, counting no further than ``cap``."""
+        ...
+
+    async def db_now(self) -> datetime:
+        """The database's current time."""
+        ...
+
+
+class RunOperations(Protocol):
+    """Acting on runs as an operator or producer would."""
 
     async def cancel(self, run_id: uuid.UUID) -> bool:
         """Cancel a pending or leased run; False when it is missing or already finished."""
@@ -123,10 +225,87 @@ class RunStore(Protocol):
         """Make a failed run pending again with fresh attempts; False when not redrivable."""
         ...
 
-    async def upsert_registry(self, entries: Sequence[RegistryEntry]) -> None:
-        """Register executable types; never changes ``is_enabled``."""
+
+# --- side loops ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PendingStat:
+    """Runnable runs of one lease-loop prefix and how long the oldest has been due."""
+
+    prefix: str
+    pending: int
+    oldest_age_seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class FiredRun:
+    """One schedule firing: ``run_id`` is None when that fire time had already created its run."""
+
+    schedule_id: uuid.UUID
+    type: str
+    fire_at: datetime
+    run_id: uuid.UUID | None
+
+
+class MaintenanceStore(Protocol):
+    """The worker's side loops: live workers, retention, the pending gauges."""
+
+    async def register_worker(
+        self, worker_id: str, hostname: str, pid: int, version: str, patterns: Sequence[str]
+    ) -> None: ...
+    async def touch_worker(self, worker_id: str) -> None: ...
+    async def remove_worker(self, worker_id: str) -> None: ...
+    async def prune_workers(self, older_than: float) -> int: ...
+    async def run_retention(
+        self,
+        succeeded_days: float,
+        cancelled_days: float,
+        failed_days: float,
+        batch: int = 1000,
+    ) -> int:
+        """Delete finished runs past their age in batches; 0 when another worker is doing it."""
         ...
 
-    async def db_now(self) -> datetime:
-        """The database's current time."""
+    async def pending_by_prefix(self, patterns: Sequence[TypePattern]) -> list[PendingStat]:
+        """Runnable runs per pattern (the claim's eligibility), labelled ``str(pattern)``."""
         ...
+
+
+class ScheduleStore(Protocol):
+    """Firing cron schedules (the ticker's side of ``workflow_schedule``)."""
+
+    async def tick_schedules(self) -> list[FiredRun]:
+        """Fire every due schedule once; nothing when another worker holds the ticker's lock.
+
+        A schedule that cannot fire (its cron, timezone or run is refused) is disabled with a
+        logged reason and counted as a bad row; the others still fire."""
+        ...
+
+    async def seconds_until_next_schedule(self) -> float | None: ...
+
+
+# --- the observer ----------------------------------------------------------------------------
+
+WakeSource = Literal["notify", "poll", "schedule", "slot", "retry", "start"]
+
+
+class Observer(Protocol):
+    """Runtime events, for metrics and tests' signals; cheap, and they never raise."""
+
+    def claimed(self, prefix: str, count: int, seconds: float) -> None: ...
+    def claim_failed(self, prefix: str) -> None: ...
+    def run_started(self, prefix: str, run_type: str, queue_wait: float) -> None: ...
+    def run_finished(
+        self, prefix: str, run_type: str, outcome: Outcome, seconds: float
+    ) -> None: ...
+    def woke(self, prefix: str, source: WakeSource) -> None: ...
+    def in_flight(self, prefix: str, count: int, concurrency: int) -> None: ...
+    def heartbeat(self, count: int) -> None: ...
+    def lease_lost(self, prefix: str) -> None: ...
+    def listener(self, connected: bool, reconnect: bool) -> None: ...
+    def bad_row(self, statement: str) -> None:
+        """A row a batch statement could not apply was skipped or failed on its own."""
+        ...
+
+    def drained(self) -> None: ...

@@ -77,13 +77,13 @@ def test_billing_scaled_object_field_by_field() -> None:
 
 
 def test_billing_query_has_the_claims_eligibility() -> None:
+    """The eligibility itself (pending, not deleted, type enabled) is the schema's
+    `workfleet_queued` view, which the claim reads too (tests/integration/test_runnable.py);
+    the query adds due and the prefix."""
     query = " ".join(keda_query(render(ci_values("billing"), "billing")).split())
     assert query == (
-        'SELECT count(*) FROM ( SELECT 1 FROM "workflow".workflow_run r'
-        " WHERE r.status = 'pending' AND r.run_at <= now() AND r.deleted_at IS NULL"
-        " AND r.type LIKE 'billing.%' AND NOT EXISTS ("
-        ' SELECT 1 FROM "workflow".workflow_registry g'
-        " WHERE g.workflow_name = r.type AND NOT g.is_enabled )"
+        'SELECT count(*) FROM ( SELECT 1 FROM "workflow".workfleet_queued r'
+        " WHERE r.run_at <= now() AND r.type LIKE 'billing.%'"
         " LIMIT 320 ) AS runnable"
     )
 
@@ -121,8 +121,7 @@ def test_an_exact_type_is_matched_with_equality() -> None:
 def test_schema_is_a_quoted_identifier() -> None:
     values = ci_values("billing") | {"schema": "Jobs_2"}
     query = keda_query(render(values))
-    assert 'FROM "Jobs_2".workflow_run r' in query
-    assert 'FROM "Jobs_2".workflow_registry g' in query
+    assert 'FROM "Jobs_2".workfleet_queued r' in query
 
 
 def test_the_count_stops_at_what_max_replicas_can_use() -> None:

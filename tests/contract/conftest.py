@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from tests.contract.harness import Harness, MemoryHarness, PgHarness
-from workfleet.store import RunStore
+from workfleet.store import RunQueue
 from workfleet.testing import ManualClock, MemoryStore
 
 
 @pytest.fixture(params=["memory", "postgres"])
-def backend(request: pytest.FixtureRequest) -> tuple[RunStore, Harness]:
+def backend(request: pytest.FixtureRequest) -> tuple[RunQueue, Harness]:
     if request.param == "memory":
         clock = ManualClock()
         memory = MemoryStore(clock)
@@ -25,10 +25,10 @@ def backend(request: pytest.FixtureRequest) -> tuple[RunStore, Harness]:
 
 
 @pytest.fixture
-def store(backend: tuple[RunStore, Harness]) -> RunStore:
+def store(backend: tuple[RunQueue, Harness]) -> RunQueue:
     return backend[0]
 
 
 @pytest.fixture
-def harness(backend: tuple[RunStore, Harness]) -> Harness:
+def harness(backend: tuple[RunQueue, Harness]) -> Harness:
     return backend[1]

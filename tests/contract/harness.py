@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from workfleet.models import ClaimedRun, Completion, EventType, Lease, NewRun, RunRecord, RunStatus
 from workfleet.patterns import TypePattern
-from workfleet.store import ClaimFilter, RunStore
+from workfleet.store import ClaimFilter, RunQueue
 from workfleet.testing import ManualClock, MemoryStore
 
 SqlRunner = Callable[..., Awaitable[list[tuple[Any, ...]]]]
@@ -157,7 +157,7 @@ def only(*patterns: str) -> ClaimFilter:
 
 
 async def enqueue(
-    store: RunStore, run_type: str = "t.a.v1", payload: Any = None, **fields: Any
+    store: RunQueue, run_type: str = "t.a.v1", payload: Any = None, **fields: Any
 ) -> uuid.UUID:
     [result] = await store.enqueue_many(
         [NewRun(run_type, {"k": 1} if payload is None else payload, **fields)]
@@ -166,18 +166,18 @@ async def enqueue(
     return result.id
 
 
-async def claim_one(store: RunStore, worker: str = W, lease: float = 30) -> ClaimedRun:
+async def claim_one(store: RunQueue, worker: str = W, lease: float = 30) -> ClaimedRun:
     [claimed] = await store.claim(worker, ALL, 1, lease)
     return claimed
 
 
-async def record(store: RunStore, run_id: uuid.UUID) -> RunRecord:
+async def record(store: RunQueue, run_id: uuid.UUID) -> RunRecord:
     found = await store.get(run_id)
     assert found is not None, f"run {run_id} is missing"
     return found
 
 
-async def kinds(store: RunStore, run_id: uuid.UUID) -> list[str]:
+async def kinds(store: RunQueue, run_id: uuid.UUID) -> list[str]:
     return [str(e.event_type) for e in await store.events(run_id)]
 
 
@@ -226,3 +226,8 @@ def snooze(run_id: uuid.UUID, attempt: int = 0, delay: float = 60.0) -> Completi
         delay=delay,
         event_data={"reason": "snoozed"},
     )
+
+
+def release(run_id: uuid.UUID, token: int = 0) -> Completion:
+    """The shutdown release of the worker ``W``'s lease."""
+    return Completion.released(Lease(run_id, token), W)

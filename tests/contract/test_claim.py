@@ -7,10 +7,10 @@ from datetime import timedelta
 
 from tests.contract.harness import ALL, Harness, W, claim_one, enqueue, only, record
 from workfleet.models import RunStatus
-from workfleet.store import ClaimFilter, RunStore
+from workfleet.store import ClaimFilter, RunQueue
 
 
-async def test_order_is_priority_then_age(store: RunStore) -> None:
+async def test_order_is_priority_then_age(store: RunQueue) -> None:
     old_low = await enqueue(store, priority=100)
     high = await enqueue(store, priority=10)
     new_low = await enqueue(store, priority=100)
@@ -18,7 +18,7 @@ async def test_order_is_priority_then_age(store: RunStore) -> None:
     assert [c.id for c in claimed] == [high, old_low, new_low]
 
 
-async def test_claim_leases_the_row(store: RunStore) -> None:
+async def test_claim_leases_the_row(store: RunQueue) -> None:
     run_id = await enqueue(store, "t.a.v1", {"p": 1}, priority=7, max_attempts=4)
     claimed = await claim_one(store, lease=30)
     assert (claimed.id, claimed.type, claimed.payload) == (run_id, "t.a.v1", {"p": 1})
@@ -30,7 +30,7 @@ async def test_claim_leases_the_row(store: RunStore) -> None:
     assert (claimed.run_at, claimed.created_at) == (row.run_at, row.created_at)
 
 
-async def test_claim_writes_leased_and_started(store: RunStore) -> None:
+async def test_claim_writes_leased_and_started(store: RunQueue) -> None:
     run_id = await enqueue(store)
     await claim_one(store)
     events = await store.events(run_id)
@@ -39,7 +39,7 @@ async def test_claim_writes_leased_and_started(store: RunStore) -> None:
     assert events[0].id < events[1].id < events[2].id
 
 
-async def test_limit_and_disjoint_claims(store: RunStore) -> None:
+async def test_limit_and_disjoint_claims(store: RunQueue) -> None:
     ids = {await enqueue(store) for _ in range(5)}
     first = {c.id for c in await store.claim(W, ALL, 3, 30)}
     second = {c.id for c in await store.claim("worker-b", ALL, 10, 30)}
@@ -48,7 +48,7 @@ async def test_limit_and_disjoint_claims(store: RunStore) -> None:
     assert await store.claim(W, ALL, 10, 30) == []
 
 
-async def test_concurrent_claims_never_share_a_run(store: RunStore) -> None:
+async def test_concurrent_claims_never_share_a_run(store: RunQueue) -> None:
     ids = {await enqueue(store) for _ in range(12)}
     batches = await asyncio.gather(*(store.claim(f"w{i}", ALL, 4, 30) for i in range(4)))
     claimed = [c.id for batch in batches for c in batch]
@@ -56,14 +56,14 @@ async def test_concurrent_claims_never_share_a_run(store: RunStore) -> None:
     assert set(claimed) <= ids
 
 
-async def test_empty_filter_or_zero_limit_claims_nothing(store: RunStore) -> None:
+async def test_empty_filter_or_zero_limit_claims_nothing(store: RunQueue) -> None:
     run_id = await enqueue(store)
     assert await store.claim(W, ClaimFilter((), ()), 10, 30) == []
     assert await store.claim(W, ALL, 0, 30) == []
     assert (await record(store, run_id)).status is RunStatus.PENDING
 
 
-async def test_exact_and_prefix_filters(store: RunStore) -> None:
+async def test_exact_and_prefix_filters(store: RunQueue) -> None:
     billing = await enqueue(store, "billing.invoice.v1")
     await enqueue(store, "media.video.v1")
     sms = await enqueue(store, "notify.sms.v1")
@@ -72,20 +72,20 @@ async def test_exact_and_prefix_filters(store: RunStore) -> None:
     assert {c.id for c in claimed} == {billing, sms}
 
 
-async def test_underscore_in_a_prefix_is_literal(store: RunStore) -> None:
+async def test_underscore_in_a_prefix_is_literal(store: RunQueue) -> None:
     await enqueue(store, "aXb.v1")
     literal = await enqueue(store, "a_b.v1")
     assert [c.id for c in await store.claim(W, only("a_b.%"), 10, 30)] == [literal]
 
 
-async def test_percent_inside_a_type_is_literal(store: RunStore) -> None:
+async def test_percent_inside_a_type_is_literal(store: RunQueue) -> None:
     await enqueue(store, "a-anything-b.v1")
     literal = await enqueue(store, "a%b.v1")
     assert await store.claim(W, only("a%b.v0"), 10, 30) == []
     assert [c.id for c in await store.claim(W, only("a%b.v1"), 10, 30)] == [literal]
 
 
-async def test_quotes_semicolons_and_backslashes_are_data(store: RunStore) -> None:
+async def test_quotes_semicolons_and_backslashes_are_data(store: RunQueue) -> None:
     hostile = "x'; DROP TABLE workflow_run; --"
     slashed = "a\\b.v1"
     await enqueue(store, "ab.v1")
@@ -96,7 +96,7 @@ async def test_quotes_semicolons_and_backslashes_are_data(store: RunStore) -> No
 
 
 async def test_future_runs_wait_and_next_due_reports_them(
-    store: RunStore, harness: Harness
+    store: RunQueue, harness: Harness
 ) -> None:
     run_id = await enqueue(store, delay=60)
     assert await store.claim(W, ALL, 10, 30) == []
@@ -108,7 +108,7 @@ async def test_future_runs_wait_and_next_due_reports_them(
 
 
 async def test_next_due_ignores_what_this_loop_cannot_claim(
-    store: RunStore, harness: Harness
+    store: RunQueue, harness: Harness
 ) -> None:
     await enqueue(store, "t.now.v1")
     await enqueue(store, "other.v1", delay=10)
@@ -122,14 +122,14 @@ async def test_next_due_ignores_what_this_loop_cannot_claim(
     assert await store.next_due(ClaimFilter((), ())) is None
 
 
-async def test_deleted_runs_are_never_claimed(store: RunStore, harness: Harness) -> None:
+async def test_deleted_runs_are_never_claimed(store: RunQueue, harness: Harness) -> None:
     run_id = await enqueue(store)
     await harness.soft_delete(run_id)
     assert await store.claim(W, ALL, 10, 30) == []
     assert (await record(store, run_id)).deleted_at is not None
 
 
-async def test_disabled_types_are_not_claimed(store: RunStore, harness: Harness) -> None:
+async def test_disabled_types_are_not_claimed(store: RunQueue, harness: Harness) -> None:
     await harness.set_enabled("t.off.v1", False)
     off = await enqueue(store, "t.off.v1")
     on = await enqueue(store, "t.on.v1")

@@ -10,10 +10,10 @@ import pytest
 from tests.contract.harness import enqueue, kinds, record
 from workfleet.errors import StoreError
 from workfleet.models import NewRun, RunStatus
-from workfleet.store import RunStore
+from workfleet.store import RunQueue
 
 
-async def test_enqueue_and_get(store: RunStore) -> None:
+async def test_enqueue_and_get(store: RunQueue) -> None:
     run_id = await enqueue(store, "t.a.v1", {"x": [1, 2]}, priority=5, max_attempts=7)
     row = await record(store, run_id)
     assert (row.type, row.payload, row.status) == ("t.a.v1", {"x": [1, 2]}, RunStatus.PENDING)
@@ -23,7 +23,7 @@ async def test_enqueue_and_get(store: RunStore) -> None:
     assert await store.get(uuid.uuid4()) is None
 
 
-async def test_table_defaults(store: RunStore) -> None:
+async def test_table_defaults(store: RunQueue) -> None:
     [result] = await store.enqueue_many([NewRun("t.a.v1")])
     row = await record(store, result.id)
     assert (row.payload, row.priority, row.max_attempts, row.attempt) == ({}, 100, 3, 0)
@@ -32,7 +32,7 @@ async def test_table_defaults(store: RunStore) -> None:
     assert (row.idempotency_key, row.deleted_at) == (None, None)
 
 
-async def test_delay_and_explicit_run_at(store: RunStore) -> None:
+async def test_delay_and_explicit_run_at(store: RunQueue) -> None:
     delayed = await record(store, await enqueue(store, delay=60))
     assert delayed.run_at - delayed.created_at == timedelta(seconds=60)
     when = await store.db_now() + timedelta(days=1)
@@ -40,7 +40,7 @@ async def test_delay_and_explicit_run_at(store: RunStore) -> None:
     assert explicit.run_at == when, "run_at wins over delay"
 
 
-async def test_duplicate_key_returns_existing_id(store: RunStore) -> None:
+async def test_duplicate_key_returns_existing_id(store: RunQueue) -> None:
     [first] = await store.enqueue_many([NewRun("t.a.v1", {"n": 1}, idempotency_key="k")])
     [again] = await store.enqueue_many([NewRun("t.b.v1", {"n": 2}, idempotency_key="k")])
     assert (again.id, first.created, again.created) == (first.id, True, False)
@@ -50,7 +50,7 @@ async def test_duplicate_key_returns_existing_id(store: RunStore) -> None:
     assert await kinds(store, first.id) == ["created"]
 
 
-async def test_duplicate_key_inside_one_batch(store: RunStore) -> None:
+async def test_duplicate_key_inside_one_batch(store: RunQueue) -> None:
     results = await store.enqueue_many(
         [
             NewRun("t.a.v1", {"n": 1}, idempotency_key="dup"),
@@ -63,7 +63,7 @@ async def test_duplicate_key_inside_one_batch(store: RunStore) -> None:
     assert len(await store.list_runs()) == 2
 
 
-async def test_empty_string_is_a_key(store: RunStore) -> None:
+async def test_empty_string_is_a_key(store: RunQueue) -> None:
     first, second = await store.enqueue_many(
         [NewRun("t.a.v1", idempotency_key=""), NewRun("t.a.v1", idempotency_key="")]
     )
@@ -72,7 +72,7 @@ async def test_empty_string_is_a_key(store: RunStore) -> None:
     assert (later.id, later.created) == (first.id, False)
 
 
-async def test_every_inserted_row_gets_one_created_event(store: RunStore) -> None:
+async def test_every_inserted_row_gets_one_created_event(store: RunQueue) -> None:
     results = await store.enqueue_many([NewRun("t.a.v1", {"i": i}) for i in range(3)])
     for result in results:
         assert await kinds(store, result.id) == ["created"]
@@ -81,7 +81,7 @@ async def test_every_inserted_row_gets_one_created_event(store: RunStore) -> Non
 @pytest.mark.parametrize(
     "bad", [float("nan"), {"s": "nul \x00 inside"}, object()], ids=["nan", "nul", "object"]
 )
-async def test_unstorable_payload_inserts_nothing(store: RunStore, bad: object) -> None:
+async def test_unstorable_payload_inserts_nothing(store: RunQueue, bad: object) -> None:
     with pytest.raises(StoreError):
         await store.enqueue_many([NewRun("t.ok.v1", {"fine": True}), NewRun("t.bad.v1", bad)])
     assert await store.list_runs() == [], "one bad row fails the whole batch"

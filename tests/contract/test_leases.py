@@ -5,12 +5,22 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
-from tests.contract.harness import ALL, Harness, W, claim_one, enqueue, kinds, record, succeed
-from workfleet.models import HeartbeatResult, Lease, RunStatus
-from workfleet.store import RunStore, SweepResult
+from tests.contract.harness import (
+    ALL,
+    Harness,
+    W,
+    claim_one,
+    enqueue,
+    kinds,
+    record,
+    release,
+    succeed,
+)
+from workfleet.models import Completion, HeartbeatResult, Lease, RunStatus
+from workfleet.store import RunQueue, SweepResult
 
 
-async def test_heartbeat_reports_each_lease(store: RunStore) -> None:
+async def test_heartbeat_reports_each_lease(store: RunQueue) -> None:
     mine = await enqueue(store)
     cancelled = await enqueue(store)
     theirs = await enqueue(store)
@@ -30,7 +40,7 @@ async def test_heartbeat_reports_each_lease(store: RunStore) -> None:
     assert await store.heartbeat_many(W, [], 30) == []
 
 
-async def test_heartbeat_extends_but_never_shortens(store: RunStore, harness: Harness) -> None:
+async def test_heartbeat_extends_but_never_shortens(store: RunQueue, harness: Harness) -> None:
     run_id = await enqueue(store)
     await claim_one(store, lease=300)
     granted = (await record(store, run_id)).lease_until
@@ -43,7 +53,7 @@ async def test_heartbeat_extends_but_never_shortens(store: RunStore, harness: Ha
     assert await kinds(store, run_id) == ["created", "leased", "started"], "no event per beat"
 
 
-async def test_explicit_heartbeat_writes_an_event(store: RunStore) -> None:
+async def test_explicit_heartbeat_writes_an_event(store: RunQueue) -> None:
     run_id = await enqueue(store)
     await claim_one(store)
     result = await store.extend_lease(W, Lease(run_id, 0), 120)
@@ -60,11 +70,11 @@ async def test_explicit_heartbeat_writes_an_event(store: RunStore) -> None:
     assert (await kinds(store, run_id)).count("heartbeat") == 1
 
 
-async def test_release_hands_the_run_back_without_an_attempt(store: RunStore) -> None:
+async def test_release_hands_the_run_back_without_an_attempt(store: RunQueue) -> None:
     run_id = await enqueue(store)
     other = await enqueue(store)
     await store.claim(W, ALL, 2, 30)
-    released = await store.release_many(W, [Lease(run_id, 0), Lease(other, 5)])
+    released = await store.complete_many(W, [release(run_id, 0), release(other, 5)])
     assert released == {run_id}, "a stale lease is not released"
     row = await record(store, run_id)
     assert (row.status, row.attempt, row.leased_by, row.lease_until) == (
@@ -83,7 +93,7 @@ async def test_release_hands_the_run_back_without_an_attempt(store: RunStore) ->
     assert (again.id, again.attempt) == (run_id, 0)
 
 
-async def test_expired_lease_counts_as_an_attempt(store: RunStore, harness: Harness) -> None:
+async def test_expired_lease_counts_as_an_attempt(store: RunQueue, harness: Harness) -> None:
     run_id = await enqueue(store, max_attempts=3)
     await claim_one(store)
     await harness.expire_leases()
@@ -100,7 +110,7 @@ async def test_expired_lease_counts_as_an_attempt(store: RunStore, harness: Harn
     )
 
 
-async def test_exhausted_run_fails_with_a_clear_error(store: RunStore, harness: Harness) -> None:
+async def test_exhausted_run_fails_with_a_clear_error(store: RunQueue, harness: Harness) -> None:
     run_id = await enqueue(store, max_attempts=1)
     await claim_one(store, "worker-z")
     await harness.expire_leases()
@@ -114,7 +124,7 @@ async def test_exhausted_run_fails_with_a_clear_error(store: RunStore, harness: 
 
 
 async def test_sweep_leaves_live_leases_and_respects_its_limit(
-    store: RunStore, harness: Harness
+    store: RunQueue, harness: Harness
 ) -> None:
     for _ in range(3):
         await enqueue(store)
@@ -126,7 +136,7 @@ async def test_sweep_leaves_live_leases_and_respects_its_limit(
     assert (first.requeued, second.requeued) == (2, 1)
 
 
-async def test_reclaimed_holder_is_fenced_off(store: RunStore, harness: Harness) -> None:
+async def test_reclaimed_holder_is_fenced_off(store: RunQueue, harness: Harness) -> None:
     run_id = await enqueue(store)
     await claim_one(store)
     await harness.expire_leases()
@@ -137,3 +147,26 @@ async def test_reclaimed_holder_is_fenced_off(store: RunStore, harness: Harness)
     [beat] = await store.heartbeat_many(W, [Lease(run_id, 0)], 30)
     assert (beat.held, beat.status) == (False, RunStatus.LEASED)
     assert await store.complete_many("worker-b", [succeed(run_id, attempt=1)]) == {run_id}
+
+
+async def test_a_second_claim_at_the_same_attempt_fences_the_first(store: RunQueue) -> None:
+    """Lease tokens: the same worker claims a snoozed run again at the same attempt; the stale
+    execution's heartbeat, explicit heartbeat and outcome change nothing."""
+    run_id = await enqueue(store)
+    first = await claim_one(store)
+    back = Completion.snoozed(first.lease, 0.0, {"reason": "snoozed"})
+    assert await store.complete_many(W, [back]) == {run_id}
+    second = await claim_one(store)
+    assert (second.id, second.attempt) == (first.id, first.attempt)
+    assert second.lease != first.lease, "every claim has its own lease token"
+    [beat] = await store.heartbeat_many(W, [first.lease], 300)
+    assert (beat.held, beat.status) == (False, RunStatus.LEASED)
+    assert not (await store.extend_lease(W, first.lease, 300)).held
+    stale = Completion.succeeded(first.lease, '"stale"', {"attempt": 1})
+    assert await store.complete_many(W, [stale]) == set()
+    row = await record(store, run_id)
+    assert (row.status, row.leased_by, row.result) == (RunStatus.LEASED, W, None)
+    assert "heartbeat" not in await kinds(store, run_id)
+    fresh = Completion.succeeded(second.lease, '"fresh"', {"attempt": 1})
+    assert await store.complete_many(W, [fresh]) == {run_id}
+    assert (await record(store, run_id)).result == "fresh"

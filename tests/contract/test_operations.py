@@ -10,10 +10,10 @@ import pytest
 from tests.contract.harness import ALL, Harness, W, claim_one, enqueue, fail, kinds, record, succeed
 from workfleet.errors import StoreError
 from workfleet.models import RegistryEntry, RunStatus
-from workfleet.store import RunStore
+from workfleet.store import RunQueue
 
 
-async def test_cancel_pending(store: RunStore) -> None:
+async def test_cancel_pending(store: RunQueue) -> None:
     run_id = await enqueue(store)
     assert await store.cancel(run_id)
     assert (await record(store, run_id)).status is RunStatus.CANCELLED
@@ -25,7 +25,7 @@ async def test_cancel_pending(store: RunStore) -> None:
     assert await store.claim(W, ALL, 10, 30) == []
 
 
-async def test_cancel_leased(store: RunStore) -> None:
+async def test_cancel_leased(store: RunQueue) -> None:
     run_id = await enqueue(store)
     await claim_one(store)
     assert await store.cancel(run_id)
@@ -38,7 +38,7 @@ async def test_cancel_leased(store: RunStore) -> None:
     }
 
 
-async def test_cancel_refuses_finished_and_missing_runs(store: RunStore) -> None:
+async def test_cancel_refuses_finished_and_missing_runs(store: RunQueue) -> None:
     done = await enqueue(store)
     await claim_one(store)
     await store.complete_many(W, [succeed(done)])
@@ -51,7 +51,7 @@ async def test_cancel_refuses_finished_and_missing_runs(store: RunStore) -> None
     assert (await kinds(store, cancelled)).count("cancelled") == 1
 
 
-async def test_redrive_a_failed_run(store: RunStore) -> None:
+async def test_redrive_a_failed_run(store: RunQueue) -> None:
     run_id = await enqueue(store)
     await claim_one(store)
     await store.complete_many(W, [fail(run_id, error="Fail: no")])
@@ -67,7 +67,7 @@ async def test_redrive_a_failed_run(store: RunStore) -> None:
     assert (await claim_one(store)).attempt == 0
 
 
-async def test_redrive_only_from_the_given_statuses(store: RunStore, harness: Harness) -> None:
+async def test_redrive_only_from_the_given_statuses(store: RunQueue, harness: Harness) -> None:
     pending = await enqueue(store)
     assert not await store.redrive(pending)
     cancelled = await enqueue(store)
@@ -79,7 +79,7 @@ async def test_redrive_only_from_the_given_statuses(store: RunStore, harness: Ha
     assert not await store.redrive(uuid.uuid4())
 
 
-async def test_list_runs_filters_and_order(store: RunStore, harness: Harness) -> None:
+async def test_list_runs_filters_and_order(store: RunQueue, harness: Harness) -> None:
     first = await enqueue(store, "billing.a.v1")
     await harness.shift(1)
     media = await enqueue(store, "media.b.v1")
@@ -94,7 +94,7 @@ async def test_list_runs_filters_and_order(store: RunStore, harness: Harness) ->
     assert len(await store.list_runs(limit=1)) == 1
 
 
-async def test_full_life_cycle_events(store: RunStore) -> None:
+async def test_full_life_cycle_events(store: RunQueue) -> None:
     run_id = await enqueue(store)
     await claim_one(store)
     await store.complete_many(W, [succeed(run_id)])
@@ -106,7 +106,7 @@ async def test_full_life_cycle_events(store: RunStore) -> None:
     assert await store.events(uuid.uuid4()) == []
 
 
-async def test_upsert_registry_keeps_the_operator_switch(store: RunStore, harness: Harness) -> None:
+async def test_upsert_registry_keeps_the_operator_switch(store: RunQueue, harness: Harness) -> None:
     await harness.set_enabled("t.off.v1", False)
     await store.upsert_registry(
         [RegistryEntry("t.off.v1", "invoices", "python3"), RegistryEntry("t.new.v1")]
@@ -131,12 +131,12 @@ async def test_upsert_registry_keeps_the_operator_switch(store: RunStore, harnes
     assert await store.claim(W, ALL, 10, 30) == []
 
 
-async def test_upsert_registry_rejects_a_type_listed_twice(store: RunStore) -> None:
+async def test_upsert_registry_rejects_a_type_listed_twice(store: RunQueue) -> None:
     with pytest.raises(StoreError):
         await store.upsert_registry([RegistryEntry("t.a.v1"), RegistryEntry("t.a.v1")])
 
 
-async def test_raw_row_matches_get(store: RunStore, harness: Harness) -> None:
+async def test_raw_row_matches_get(store: RunQueue, harness: Harness) -> None:
     run_id = await enqueue(store, "t.a.v1", {"n": 1}, idempotency_key="raw")
     await claim_one(store)
     raw = await harness.raw(run_id)

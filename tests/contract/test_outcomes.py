@@ -14,15 +14,16 @@ from tests.contract.harness import (
     fail,
     kinds,
     record,
+    release,
     retry,
     snooze,
     succeed,
 )
 from workfleet.models import Lease, RunStatus
-from workfleet.store import RunStore
+from workfleet.store import RunQueue
 
 
-async def test_success_shape(store: RunStore) -> None:
+async def test_success_shape(store: RunQueue) -> None:
     run_id = await enqueue(store)
     claimed = await claim_one(store)
     assert await store.complete_many(W, [succeed(run_id, result={"r": [1]})]) == {run_id}
@@ -35,7 +36,7 @@ async def test_success_shape(store: RunStore) -> None:
     assert events[-1].data == {"attempt": 1, "duration_s": 0.25}
 
 
-async def test_retry_shape(store: RunStore, harness: Harness) -> None:
+async def test_retry_shape(store: RunQueue, harness: Harness) -> None:
     run_id = await enqueue(store)
     await claim_one(store)
     assert await store.complete_many(W, [retry(run_id, delay=30)]) == {run_id}
@@ -54,7 +55,7 @@ async def test_retry_shape(store: RunStore, harness: Harness) -> None:
     assert (await store.events(run_id))[-1].data == {"worker_id": W, "attempt": 2}
 
 
-async def test_failed_shape(store: RunStore) -> None:
+async def test_failed_shape(store: RunQueue) -> None:
     run_id = await enqueue(store)
     await claim_one(store)
     failure = dataclasses.replace(fail(run_id, error="Fail: bad input"), result_json='"partial"')
@@ -67,7 +68,7 @@ async def test_failed_shape(store: RunStore) -> None:
 
 
 async def test_snooze_consumes_no_attempt_and_keeps_last_error(
-    store: RunStore, harness: Harness
+    store: RunQueue, harness: Harness
 ) -> None:
     run_id = await enqueue(store)
     await claim_one(store)
@@ -81,7 +82,7 @@ async def test_snooze_consumes_no_attempt_and_keeps_last_error(
     assert (await claim_one(store)).attempt == 1
 
 
-async def test_wrong_worker_or_stale_attempt_changes_nothing(store: RunStore) -> None:
+async def test_wrong_worker_or_stale_attempt_changes_nothing(store: RunQueue) -> None:
     run_id = await enqueue(store)
     await claim_one(store)
     before = await record(store, run_id)
@@ -91,7 +92,7 @@ async def test_wrong_worker_or_stale_attempt_changes_nothing(store: RunStore) ->
     assert await kinds(store, run_id) == ["created", "leased", "started"]
 
 
-async def test_a_batch_applies_only_the_held_leases(store: RunStore) -> None:
+async def test_a_batch_applies_only_the_held_leases(store: RunQueue) -> None:
     held = await enqueue(store)
     stolen = await enqueue(store)
     await store.claim(W, ALL, 1, 30)
@@ -102,7 +103,7 @@ async def test_a_batch_applies_only_the_held_leases(store: RunStore) -> None:
     assert await kinds(store, stolen) == ["created", "leased", "started"]
 
 
-async def test_cancelled_run_is_never_overwritten(store: RunStore) -> None:
+async def test_cancelled_run_is_never_overwritten(store: RunQueue) -> None:
     run_id = await enqueue(store)
     await claim_one(store)
     assert await store.cancel(run_id)
@@ -112,13 +113,13 @@ async def test_cancelled_run_is_never_overwritten(store: RunStore) -> None:
     [beat] = await store.heartbeat_many(W, [lease], 30)
     assert (beat.held, beat.status) == (False, RunStatus.CANCELLED)
     assert not (await store.extend_lease(W, lease, 30)).held
-    assert await store.release_many(W, [lease]) == set()
+    assert await store.complete_many(W, [release(run_id, 0)]) == set()
     assert (await record(store, run_id)).status is RunStatus.CANCELLED
     assert (await kinds(store, run_id))[-1] == "cancelled"
 
 
 async def test_a_stale_duplicate_in_one_batch_writes_nothing(
-    store: RunStore, harness: Harness
+    store: RunQueue, harness: Harness
 ) -> None:
     """Two executions of one run (the first lost its lease) finishing in the same batch."""
     run_id = await enqueue(store)

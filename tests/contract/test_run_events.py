@@ -8,18 +8,18 @@ import pytest
 
 from tests.contract.harness import W, claim_one, enqueue, fail, kinds, record, retry, succeed
 from workfleet.models import RunStatus
-from workfleet.store import RunStore
+from workfleet.store import RunQueue
 
 
 @pytest.fixture
-def quiet(store: RunStore) -> RunStore:
+def quiet(store: RunQueue) -> RunQueue:
     # both stores take the switch as a constructor argument; the fixtures build default ones
     target: Any = store
     target.lifecycle_events = False
     return store
 
 
-async def test_success_writes_no_lifecycle_events(quiet: RunStore) -> None:
+async def test_success_writes_no_lifecycle_events(quiet: RunQueue) -> None:
     run_id = await enqueue(quiet)
     await claim_one(quiet)
     assert await quiet.complete_many(W, [succeed(run_id)]) == {run_id}
@@ -27,7 +27,7 @@ async def test_success_writes_no_lifecycle_events(quiet: RunStore) -> None:
     assert await kinds(quiet, run_id) == ["created"]
 
 
-async def test_retries_and_failures_are_still_recorded(quiet: RunStore) -> None:
+async def test_retries_and_failures_are_still_recorded(quiet: RunQueue) -> None:
     run_id = await enqueue(quiet)
     await claim_one(quiet)
     assert await quiet.complete_many(W, [retry(run_id, delay=0)]) == {run_id}
@@ -38,7 +38,7 @@ async def test_retries_and_failures_are_still_recorded(quiet: RunStore) -> None:
     assert (await quiet.events(run_id))[1].data["error"] == "RuntimeError: boom"
 
 
-async def test_cancellation_is_still_recorded(quiet: RunStore) -> None:
+async def test_cancellation_is_still_recorded(quiet: RunQueue) -> None:
     run_id = await enqueue(quiet)
     await claim_one(quiet)
     assert await quiet.cancel(run_id)

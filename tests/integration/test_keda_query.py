@@ -165,3 +165,43 @@ async def test_prefixes_with_quotes_and_like_metacharacters_count_literally(
             assert not any(pattern.matches(t) for t in decoys)
             cur = await conn.execute(_query(schema, prefix=prefix).encode())
             assert await cur.fetchall() == [(len(matching),)], prefix
+
+
+async def test_the_gauge_the_claim_and_keda_agree_on_what_is_runnable(
+    pg_dsn: str, schema: str, pg_pool: Any
+) -> None:
+    """The runnable rule has one definition (the schema's `workfleet_queued` view): the pending
+    gauge, the KEDA query and the claim count the same runs, and next-due finds the first
+    future one of them, on the same decoys."""
+    from workfleet.db.admin import AdminStore
+    from workfleet.db.store import PgStore
+    from workfleet.store import ClaimFilter
+
+    prefix = TypePattern.parse("billing.%")
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+        eligible = await _seed(conn, schema)
+        # decoys for next-due: a disabled type and a deleted run due sooner than the real one
+        for type_, extra in (
+            ("billing.refund.v1", ""),
+            ("billing.invoice.v1", ", deleted_at = now()"),
+        ):
+            await conn.execute(
+                sql.SQL(
+                    "UPDATE {} SET run_at = now() + interval '10 minutes'" + extra + " "
+                    "WHERE id = (SELECT id FROM {} WHERE type = %s AND status = 'pending' "
+                    "AND deleted_at IS NULL AND run_at <= now() LIMIT 1)"
+                ).format(
+                    sql.Identifier(schema, "workflow_run"), sql.Identifier(schema, "workflow_run")
+                ),
+                (type_,),
+            )
+        eligible -= 1  # the deleted billing.invoice.v1 run was eligible until now
+        cur = await conn.execute(_query(schema).encode())
+        assert await cur.fetchall() == [(eligible,)]
+    [gauge] = await AdminStore(pg_pool, schema).pending_by_prefix([prefix])
+    assert (gauge.prefix, gauge.pending) == ("billing.%", eligible)
+    store = PgStore(pg_pool, schema)
+    filt = ClaimFilter((), (prefix.like(),))
+    due = await store.next_due(filt)
+    assert due is not None and 3000 < due <= 3600, "the hour-away run, not the 10-minute decoys"
+    assert len(await store.claim("agree", filt, 10_000, 30)) == eligible

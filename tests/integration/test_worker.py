@@ -306,3 +306,66 @@ async def test_schedule_fires_once_across_two_workers(pg_dsn: str, schema: str) 
         rows = await _rows(pg_dsn, schema, "SELECT idempotency_key FROM workflow_run")
         assert len(rows) == 1
         assert rows[0][0].startswith("schedule:")
+
+
+async def test_a_shutdown_is_not_a_cancellation(pg_dsn: str, schema: str) -> None:
+    """A long media.video.v1 run (the example plugin raises Fail when it sees run.cancelled)
+    in flight when the drain timeout ends: the run is released — pending, no attempt used,
+    lease cleared — not failed with "Fail: cancelled"."""
+    from workfleet_examples.media import plugin as media
+
+    async with running_worker(pg_dsn, schema, media, drain_timeout=0.3, cancel_grace=5) as w:
+        run_id = await _insert(
+            pg_dsn,
+            schema,
+            "media.video.v1",
+            '{"video_id": "v1", "operations": ["transcode"], "seconds_per_operation": 60}',
+        )
+        await w.observer.wait_for(lambda: len(w.observer.started) == 1)
+        assert await w.stop() == 0
+        assert w.observer.outcomes[Outcome.RELEASED] == 1
+    rows = await _rows(
+        pg_dsn,
+        schema,
+        "SELECT status, attempt, leased_by, lease_until, last_error FROM workflow_run "
+        "WHERE id = %s",
+        run_id,
+    )
+    assert rows == [("pending", 0, None, None, None)]
+
+
+_stop_seen: list[Any] = []
+
+
+@plugin.executor("itest.stopwatch.v1")
+async def stopwatch(run: Run[Any]) -> str:
+    await run.cancelled.wait()
+    _stop_seen.append((run.stop_reason, run.worker_stopping))
+    if run.payload.get("finish"):
+        return "finished after the stop request"
+    raise RuntimeError("stopped half way")
+
+
+async def test_executors_tell_a_shutdown_from_a_cancellation(pg_dsn: str, schema: str) -> None:
+    """run.stop_reason says why run.cancelled was set; after a shutdown request a raise
+    releases the run, a result is written as a success."""
+    _stop_seen.clear()
+    async with running_worker(pg_dsn, schema, plugin, drain_timeout=0.2, cancel_grace=5) as w:
+        cancelled = await _insert(pg_dsn, schema, "itest.stopwatch.v1")
+        await w.observer.wait_for(lambda: len(w.observer.started) == 1)
+        await _rows(
+            pg_dsn, schema, "UPDATE workflow_run SET status = 'cancelled' WHERE id = %s", cancelled
+        )
+        await w.observer.wait_for(lambda: w.observer.outcomes[Outcome.CANCELLED] == 1)
+        raising = await _insert(pg_dsn, schema, "itest.stopwatch.v1")
+        finishing = await _insert(pg_dsn, schema, "itest.stopwatch.v1", '{"finish": true}')
+        await w.observer.wait_for(lambda: len(w.observer.started) == 3)
+        assert await w.stop() == 0
+    assert sorted(_stop_seen) == [
+        ("cancelled", False),
+        ("shutdown", True),
+        ("shutdown", True),
+    ]
+    assert (await _status(pg_dsn, schema, raising))[:3] == ("pending", 0, None)
+    assert (await _status(pg_dsn, schema, finishing))[0] == "succeeded"
+    assert (await _status(pg_dsn, schema, cancelled))[0] == "cancelled"

@@ -11,9 +11,9 @@ from typing import Any
 from tests.waiting import eventually
 from workfleet.plugin import Plugin
 from workfleet.plugins import Discovery, ExecutorRegistry
-from workfleet.runtime.observer import RecordingObserver
 from workfleet.runtime.worker import Worker
 from workfleet.settings import load_settings
+from workfleet.testing import RecordingObserver
 
 
 @dataclass

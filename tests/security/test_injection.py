@@ -94,8 +94,11 @@ async def test_sql_in_prefixes_types_and_payload_keys_is_inert(pg_dsn: str, sche
 
 
 async def test_huge_and_odd_types_do_not_break_inserts_or_notify(pg_dsn: str, schema: str) -> None:
-    # NOTIFY payloads are limited to 8000 bytes; the trigger must not make such inserts fail
-    odd = ["inj." + "x" * 10_000, "inj.new\nline", "inj.c:" + str(uuid.uuid4()), "inj.é✓"]
+    # NOTIFY payloads are limited to 8000 bytes and types to 255 bytes: odd types within the
+    # limit run, a longer one is refused with a clear error, and a row from before the limit
+    # (inserted with the trigger off, as an old database may hold) still runs
+    odd = ["inj.new\nline", "inj.c:" + str(uuid.uuid4()), "inj.é✓", "inj." + "é" * 125]
+    legacy = "inj." + "x" * 10_000
     async with running_worker(pg_dsn, schema, plugin, poll_interval=0.3):
         for run_type in odd:
             await _rows(
@@ -104,12 +107,29 @@ async def test_huge_and_odd_types_do_not_break_inserts_or_notify(pg_dsn: str, sc
                 "INSERT INTO workflow_run (type, payload) VALUES (%s, '{}')",
                 run_type,
             )
+        for too_long in ("inj." + "é" * 126, legacy):
+            with pytest.raises(psycopg.errors.StringDataRightTruncation, match="255 bytes"):
+                await _rows(
+                    pg_dsn,
+                    schema,
+                    "INSERT INTO workflow_run (type, payload) VALUES (%s, '{}')",
+                    too_long,
+                )
+        await _rows(
+            pg_dsn, schema, "ALTER TABLE workflow_run DISABLE TRIGGER workfleet_run_inserted"
+        )
+        await _rows(
+            pg_dsn, schema, "INSERT INTO workflow_run (type, payload) VALUES (%s, '{}')", legacy
+        )
+        await _rows(
+            pg_dsn, schema, "ALTER TABLE workflow_run ENABLE TRIGGER workfleet_run_inserted"
+        )
 
         async def done() -> bool:
             rows = await _rows(
                 pg_dsn, schema, "SELECT count(*) FROM workflow_run WHERE status = 'succeeded'"
             )
-            return rows == [(len(odd),)]
+            return rows == [(len(odd) + 1,)]
 
         await eventually(done, 15)
 

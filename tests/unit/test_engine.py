@@ -13,12 +13,11 @@ import structlog
 from tests.waiting import eventually
 from workfleet import Fail, Plugin, Retry, Run, SyncRun
 from workfleet.models import NewRun, Outcome, RunStatus
-from workfleet.patterns import TypePattern
 from workfleet.plugins import ExecutorRegistry
 from workfleet.retry import ConstantBackoff
-from workfleet.runtime.engine import Engine, EngineConfig, LoopConfig
-from workfleet.runtime.observer import RecordingObserver
-from workfleet.testing import ManualClock, MemoryStore
+from workfleet.runtime.engine import Engine
+from workfleet.settings import RuntimeSettings
+from workfleet.testing import ManualClock, MemoryStore, RecordingObserver
 
 gate = asyncio.Event()
 executed: list[Any] = []
@@ -89,9 +88,9 @@ async def rig() -> AsyncIterator[tuple[Engine, MemoryStore, RecordingObserver, M
     clock = ManualClock()
     store = MemoryStore(clock)
     observer = RecordingObserver()
-    config = EngineConfig(
+    config = RuntimeSettings(
         worker_id="w1",
-        loops=[LoopConfig(TypePattern.parse("u.%"), 3)],
+        prefixes=["u.%=3"],
         poll_interval=3600,  # only signals wake the loop in these tests
         fetch_cooldown=0,
         cancel_grace=0.01,
@@ -279,11 +278,8 @@ class _SlowWrites(MemoryStore):
 def start_engine(store: MemoryStore) -> tuple[Engine, RecordingObserver, asyncio.Task[None]]:
     """An engine with one ``u.%`` loop of concurrency 3 on ``store``, running in a task."""
     observer = RecordingObserver()
-    config = EngineConfig(
-        worker_id="w1",
-        loops=[LoopConfig(TypePattern.parse("u.%"), 3)],
-        poll_interval=3600,
-        fetch_cooldown=0,
+    config = RuntimeSettings(
+        worker_id="w1", prefixes=["u.%=3"], poll_interval=3600, fetch_cooldown=0
     )
     registry = ExecutorRegistry.from_plugins([make_plugin()])
     engine = Engine(store, registry, config, observer, structlog.get_logger())

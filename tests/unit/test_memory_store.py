@@ -10,7 +10,7 @@ import pytest
 
 from workfleet.errors import RunNotFoundError
 from workfleet.models import NewRun, RegistryEntry
-from workfleet.store import ClaimFilter, RunStore
+from workfleet.store import ClaimFilter, RunQueue
 from workfleet.testing import Clock, ManualClock, MemoryStore, SystemClock, like
 
 ALL = ClaimFilter((), ("%",))
@@ -45,7 +45,7 @@ async def test_default_clock_is_the_real_utc_time() -> None:
 
 
 def test_memory_store_is_a_run_store() -> None:
-    assert isinstance(MemoryStore(ManualClock()), RunStore)
+    assert isinstance(MemoryStore(ManualClock()), RunQueue)
 
 
 async def test_time_comes_from_the_injected_clock() -> None:

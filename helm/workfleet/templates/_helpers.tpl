@@ -121,8 +121,9 @@ escape character `\`); without a trailing `%` the pattern is one exact type.
 {{- end -}}
 
 {{/*
-The KEDA query: this prefix's runnable runs with the claim's eligibility (pending, due, not
-deleted, type matched, type not disabled in workflow_registry). The count stops at
+The KEDA query: this prefix's runnable runs, read from the schema's `workfleet_queued` view, the
+one definition of the claim's eligibility (pending, not deleted, type not disabled in
+workflow_registry) that the worker's claim reads too; plus due and type matched. The count stops at
 maxReplicaCount x target: beyond that the HPA asks for maxReplicaCount anyway, and a huge
 backlog costs no more to count than a full fleet.
 */}}
@@ -131,15 +132,9 @@ backlog costs no more to count than a full fleet.
 {{- $limit := mul .Values.keda.maxReplicaCount (include "workfleet.kedaTarget" . | int) -}}
 SELECT count(*) FROM (
     SELECT 1
-    FROM {{ $schema }}.workflow_run r
-    WHERE r.status = 'pending'
-      AND r.run_at <= now()
-      AND r.deleted_at IS NULL
+    FROM {{ $schema }}.workfleet_queued r
+    WHERE r.run_at <= now()
       AND {{ include "workfleet.sqlTypeFilter" . }}
-      AND NOT EXISTS (
-          SELECT 1 FROM {{ $schema }}.workflow_registry g
-          WHERE g.workflow_name = r.type AND NOT g.is_enabled
-      )
     LIMIT {{ $limit }}
 ) AS runnable
 {{- end -}}

@@ -31,11 +31,11 @@ async def connected(settings: Settings) -> AsyncIterator[tuple[Any, Any, str]]:
     """A small pool plus the run store and admin store for one CLI command."""
     from workfleet.db.admin import AdminStore
     from workfleet.db.migrate import require_schema
+    from workfleet.db.pool import open_pool
     from workfleet.db.store import PgStore
-    from workfleet.runtime.worker import open_pool
 
     resolved = settings.resolved_dsn()
-    pool = await open_pool(settings, resolved.conninfo, 2)
+    pool = await open_pool(resolved.conninfo, max_size=2, connect_timeout=settings.connect_timeout)
     try:
         async with pool.connection() as conn:
             await require_schema(conn, resolved.schema)
@@ -234,8 +234,8 @@ async def plugins(args: argparse.Namespace) -> int:
 
 async def check(args: argparse.Namespace) -> int:
     from workfleet.db.migrate import latest_version, schema_version
+    from workfleet.db.pool import open_pool
     from workfleet.dsn import redact
-    from workfleet.runtime.worker import open_pool
 
     settings = settings_from(args)
     resolved = settings.resolved_dsn()
@@ -244,7 +244,7 @@ async def check(args: argparse.Namespace) -> int:
         if settings.database_url
         else "config: ok"
     )
-    pool = await open_pool(settings, resolved.conninfo, 1)
+    pool = await open_pool(resolved.conninfo, max_size=1, connect_timeout=settings.connect_timeout)
     try:
         async with pool.connection() as conn:
             cur = await conn.execute("SELECT version()")

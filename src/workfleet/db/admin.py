@@ -17,11 +17,13 @@ import psycopg
 import structlog
 from psycopg.rows import dict_row
 
+from workfleet.db.locks import lock_key
 from workfleet.db.queries import QueryStore
 from workfleet.errors import StoreError
 from workfleet.models import RunStatus
 from workfleet.patterns import TypePattern
 from workfleet.schedule import next_fire, schedule_key, validate_cron, validate_timezone
+from workfleet.store import FiredRun, PendingStat
 
 Row = dict[str, Any]
 _log = structlog.get_logger("workfleet.schedules")
@@ -54,15 +56,6 @@ class OldestPending:
 
 
 @dataclass(frozen=True, slots=True)
-class PendingStat:
-    """Runnable runs of one lease-loop prefix and how long the oldest has been due."""
-
-    prefix: str
-    pending: int
-    oldest_age_seconds: float
-
-
-@dataclass(frozen=True, slots=True)
 class StatusSummary:
     """What ``workfleet status`` shows. Never contains payloads."""
 
@@ -89,21 +82,8 @@ class ScheduleRecord:
     deleted_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True)
-class FiredRun:
-    """One schedule firing: ``run_id`` is None when that fire time had already created its run."""
-
-    schedule_id: uuid.UUID
-    type: str
-    fire_at: datetime
-    run_id: uuid.UUID | None
-
-
 class AdminStore(QueryStore):
     """PostgreSQL-only operations used by the worker's side loops and by the CLI."""
-
-    def _lock_key(self, task: str) -> str:
-        return f"workfleet:{task}:{self.schema}"
 
     # --- live workers ---------------------------------------------------------------------
 
@@ -241,7 +221,9 @@ class AdminStore(QueryStore):
         try:
             async with self.pool.connection() as conn, conn.transaction():
                 cur = conn.cursor(row_factory=dict_row)
-                await cur.execute(self.q["leader_lock"], {"key": self._lock_key("schedules")})
+                await cur.execute(
+                    self.q["leader_lock"], {"key": lock_key("schedules", self.schema)}
+                )
                 lock = await cur.fetchone()
                 if not lock or not lock["locked"]:
                     return []
@@ -300,7 +282,9 @@ class AdminStore(QueryStore):
             while True:
                 async with self.pool.connection() as conn, conn.transaction():
                     cur = conn.cursor(row_factory=dict_row)
-                    await cur.execute(self.q["leader_lock"], {"key": self._lock_key("retention")})
+                    await cur.execute(
+                        self.q["leader_lock"], {"key": lock_key("retention", self.schema)}
+                    )
                     lock = await cur.fetchone()
                     if not lock or not lock["locked"]:
                         return deleted

@@ -15,17 +15,18 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from structlog.typing import FilteringBoundLogger
+
+from workfleet.db.notifications import Cancelled, Runnable, channel_name, decode
+
+__all__ = ["LISTENER_APPLICATION_NAME", "Listener", "channel_name"]
 
 LISTENER_APPLICATION_NAME = "workfleet-listener"
 
 
-def channel_name(schema: str) -> str:
-    """The channel the triggers of ``schema`` notify on."""
-    return f"workfleet:{schema}"
-
-
 class Listener:
-    """Delivers ``i:<type>`` (inserted) and ``c:<run id>`` (cancelled) notifications."""
+    """Delivers the wake-ups of :mod:`workfleet.db.notifications` to three callbacks: runs of a
+    type became runnable, runs of any type did, a run was cancelled."""
 
     def __init__(
         self,
@@ -34,9 +35,10 @@ class Listener:
         *,
         on_inserted: Callable[[str], None],
         on_cancelled: Callable[[uuid.UUID], None],
+        on_any: Callable[[], None],
         on_connected: Callable[[bool], None],
         on_disconnected: Callable[[], None],
-        log: Any,
+        log: FilteringBoundLogger,
         keepalive: float = 30.0,
         connect_timeout: float = 10.0,
     ) -> None:
@@ -44,6 +46,7 @@ class Listener:
         self.channel = channel_name(schema)
         self.on_inserted = on_inserted
         self.on_cancelled = on_cancelled
+        self.on_any = on_any
         self.on_connected = on_connected
         self.on_disconnected = on_disconnected
         self.log = log
@@ -55,16 +58,16 @@ class Listener:
         self._conn: psycopg.AsyncConnection[Any] | None = None
 
     def dispatch(self, payload: str) -> None:
-        kind, _, rest = payload.partition(":")
-        if kind == "i" and rest:
-            self.on_inserted(rest)
-        elif kind == "c":
-            try:
-                run_id = uuid.UUID(rest)
-            except ValueError:
-                self.log.warning("ignoring malformed cancellation notification")
-                return
-            self.on_cancelled(run_id)
+        notification = decode(payload)
+        if isinstance(notification, Cancelled):
+            self.on_cancelled(notification.run_id)
+        elif isinstance(notification, Runnable):
+            if notification.run_type is None:
+                self.on_any()
+            else:
+                self.on_inserted(notification.run_type)
+        else:
+            self.log.warning("ignoring a notification this release does not know")
 
     async def run(self) -> None:
         """Listen until :meth:`stop`; reconnect with jittered backoff on any connection error."""

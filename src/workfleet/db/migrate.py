@@ -18,6 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from workfleet.db.locks import lock_key
 from workfleet.errors import SchemaNotReadyError, StoreError
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
@@ -64,10 +65,6 @@ def latest_version() -> int:
     return load_migrations()[-1].version
 
 
-def _lock_key(schema: str) -> str:
-    return f"workfleet:migrate:{schema}"
-
-
 async def migrate(conninfo: str, schema: str) -> list[Migration]:
     """Apply pending migrations to ``schema``; return those applied (empty: up to date).
 
@@ -80,7 +77,7 @@ async def migrate(conninfo: str, schema: str) -> list[Migration]:
     try:
         async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
             await conn.execute(
-                "SELECT pg_advisory_lock(hashtextextended(%s, 0))", [_lock_key(schema)]
+                "SELECT pg_advisory_lock(hashtextextended(%s, 0))", [lock_key("migrate", schema)]
             )
             try:
                 await conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(ident))
@@ -112,7 +109,8 @@ async def migrate(conninfo: str, schema: str) -> list[Migration]:
                     applied.append(migration)
             finally:
                 await conn.execute(
-                    "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [_lock_key(schema)]
+                    "SELECT pg_advisory_unlock(hashtextextended(%s, 0))",
+                    [lock_key("migrate", schema)],
                 )
     except psycopg.Error as exc:
         raise StoreError(f"migration failed: {type(exc).__name__}: {exc}") from exc

@@ -19,7 +19,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from workfleet.db.lanes import Lanes
-from workfleet.errors import StoreError
+from workfleet.errors import StoreDataError, StoreError
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
@@ -63,7 +63,13 @@ class Queries:
 # picks a nested loop over the input for each leased row, which is quadratic (1,000 outcomes:
 # 30 ms with a custom plan, 270 ms generic, measured on PostgreSQL 15). Planning them afresh
 # costs about 0.25 ms per statement, a few microseconds per run in a batch.
-UNPREPARED = frozenset({"complete_many", "heartbeat_many", "release_many"})
+# Statements whose filters are optional (``%(x)s IS NULL OR ...``) are planned afresh too: a
+# generic plan must serve every combination of filters and serves none of them well.
+UNPREPARED = frozenset({"complete_many", "heartbeat_many", "query_runs", "count_runs"})
+
+# Errors that come from what a statement was given or found (a value out of range, a broken
+# invariant, a limit), not from the connection: the same statement fails the same way again.
+_DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded)
 
 
 async def fetch(
@@ -75,7 +81,8 @@ async def fetch(
     """Run one named query on ``connection`` (a pooled connection or a :class:`Lanes` lane);
     rows as dicts (empty for no result set).
 
-    Driver errors become :class:`StoreError` naming the query, the driver error kept as cause.
+    Driver errors become :class:`StoreError` naming the query, the driver error kept as cause;
+    :class:`StoreDataError` when the statement's data, not the connection, is at fault.
     Queries in :data:`UNPREPARED` are planned for their actual parameters on every call; the
     others follow the driver's default (prepared from the fifth call on).
     """
@@ -84,6 +91,8 @@ async def fetch(
         async with connection as conn, conn.cursor(row_factory=dict_row) as cur:
             await cur.execute(queries[name], params, prepare=prepare)
             return await cur.fetchall() if cur.description else []
+    except _DATA_ERRORS as exc:
+        raise StoreDataError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
     except psycopg.Error as exc:
         raise StoreError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
 

@@ -18,6 +18,9 @@ from workfleet.dsn import redact
 
 LogFormat = Literal["auto", "json", "console"]
 
+# The logger type every workfleet component takes (bound with ``.bind(**values)``).
+Logger = structlog.typing.FilteringBoundLogger
+
 
 def _redact_processor(
     _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
@@ -59,7 +62,7 @@ def configure_logging(fmt: LogFormat = "auto", level: str = "INFO") -> None:
     logging.getLogger("psycopg.pool").setLevel(max(numeric, logging.ERROR))
 
 
-def get_logger(**bound: Any) -> structlog.typing.FilteringBoundLogger:
+def get_logger(**bound: Any) -> Logger:
     """A logger with ``bound`` key/values attached."""
-    logger: structlog.typing.FilteringBoundLogger = structlog.get_logger().bind(**bound)
+    logger: Logger = structlog.get_logger().bind(**bound)
     return logger

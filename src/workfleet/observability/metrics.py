@@ -22,8 +22,11 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from workfleet.models import Outcome
-from workfleet.runtime.observer import NullObserver, WakeSource
+from workfleet.observability.observers import NullObserver
+from workfleet.store import WakeSource
 
+# the batch statements that count the rows they could not apply (see Observer.bad_row)
+BAD_ROW_STATEMENTS = ("complete_many", "reclaim_expired", "retention", "schedules")
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 _WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
@@ -101,6 +104,14 @@ class Metrics(NullObserver):
             "Batched lease extensions (one per statement).",
             registry=registry,
         )
+        self.bad_rows = Counter(
+            "workfleet_bad_rows",
+            "Rows a batch statement could not apply, failed or skipped on their own.",
+            ["statement"],
+            registry=registry,
+        )
+        for statement in BAD_ROW_STATEMENTS:
+            self.bad_rows.labels(statement)
         self.lease_losses = Counter(
             "workfleet_lease_losses",
             "Runs whose lease was lost while executing.",
@@ -195,6 +206,9 @@ class Metrics(NullObserver):
 
     def lease_lost(self, prefix: str) -> None:
         self.lease_losses.labels(prefix).inc()
+
+    def bad_row(self, statement: str) -> None:
+        self.bad_rows.labels(statement).inc()
 
     def listener(self, connected: bool, reconnect: bool) -> None:
         self.listener_up.set(1 if connected else 0)

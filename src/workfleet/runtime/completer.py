@@ -4,18 +4,26 @@ Outcomes queue up while a flush is in flight, so batches grow with load and late
 when idle. A failed flush (database down) is retried with backoff, keeping the batch; the
 writes are fenced, so a retry after the lease was lost changes nothing. Each submitter gets a
 future telling whether its write took effect.
+
+No single outcome can block the others: when the database refuses a value of the batch
+(:class:`StoreDataError`: a result jsonb will not take, a delay out of range) the batch is
+written row by row; a row still refused is written as a plain failure naming the refusal, and
+counted as a bad row.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
-from workfleet.errors import StoreError
+from workfleet.errors import StoreDataError, StoreError
 from workfleet.models import Completion
-from workfleet.store import RunStore
+from workfleet.observability.logging import Logger
+from workfleet.runtime.outcomes import printable
+from workfleet.store import Observer, RunQueue
 
 
 @dataclass(slots=True)
@@ -27,9 +35,17 @@ class _Pending:
 class Completer:
     """Owns the outcome writes of one worker."""
 
-    def __init__(self, store: RunStore, worker_id: str, log: Any, max_batch: int = 1000) -> None:
-        self.store = store
+    def __init__(
+        self,
+        queue: RunQueue,
+        worker_id: str,
+        observer: Observer,
+        log: Logger,
+        max_batch: int = 1000,
+    ) -> None:
+        self.queue = queue
         self.worker_id = worker_id
+        self.observer = observer
         self.log = log
         self.max_batch = max_batch
         self._queue: list[_Pending] = []
@@ -64,9 +80,7 @@ class Completer:
             batch, self._queue = self._queue[: self.max_batch], self._queue[self.max_batch :]
             try:
                 # shielded: a cancelled worker must not lose a write that is on the wire
-                applied = await asyncio.shield(
-                    self.store.complete_many(self.worker_id, [p.completion for p in batch])
-                )
+                applied = await asyncio.shield(self._write([p.completion for p in batch]))
             except StoreError as exc:
                 self._queue[:0] = batch
                 self.log.warning(
@@ -85,6 +99,39 @@ class Completer:
             for p in batch:
                 if not p.applied.done():
                     p.applied.set_result(p.completion.lease.run_id in applied)
+
+    async def _write(self, completions: Sequence[Completion]) -> set[uuid.UUID]:
+        try:
+            return set(await self.queue.complete_many(self.worker_id, completions))
+        except StoreDataError as exc:
+            if len(completions) == 1:
+                return await self._write_refused(completions[0], exc)
+        # one refused value fails the whole statement: find it by writing one row at a time
+        applied: set[uuid.UUID] = set()
+        for completion in completions:
+            applied |= await self._write([completion])
+        return applied
+
+    async def _write_refused(self, completion: Completion, exc: StoreDataError) -> set[uuid.UUID]:
+        """The database refused this outcome: fail the run plainly, saying why."""
+        self.observer.bad_row("complete_many")
+        reason = printable(str(exc).splitlines()[0])[:300]
+        self.log.error(
+            "outcome refused by the database; failing the run",
+            run_id=str(completion.lease.run_id),
+            error=reason,
+        )
+        plain = Completion.failed(
+            completion.lease,
+            f"outcome could not be stored: {reason}",
+            {"error": reason, "refused_event": str(completion.event)},
+        )
+        try:
+            return set(await self.queue.complete_many(self.worker_id, [plain]))
+        except StoreDataError as again:
+            # nothing of the run's own is left in this write: give up on it, its lease expires
+            self.log.error("plain failure refused too", error=str(again))
+            return set()
 
     def _give_up(self) -> None:
         for p in self._queue:

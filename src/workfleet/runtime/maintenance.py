@@ -1,64 +1,21 @@
 """Side loops every worker runs: the cron ticker, maintenance and the pending-runs gauges.
 
-Both are safe to run in every worker: the ticker and retention take a transaction-level advisory
+All are safe to run in every worker: the ticker and retention take a transaction-level advisory
 lock per pass (one leader per database at a time; the others skip), schedule firings are
-deduplicated by their idempotency key, and the expired-lease sweep uses ``SKIP LOCKED``.
+deduplicated by their idempotency key, and the expired-lease sweep uses ``SKIP LOCKED``. A
+failed pass is logged and retried on the next one; it never ends the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
 
 from workfleet.errors import StoreError
+from workfleet.observability.logging import Logger
 from workfleet.patterns import TypePattern
-from workfleet.store import RunStore
-
-
-class FiredLike(Protocol):
-    @property
-    def type(self) -> str: ...
-
-
-class PendingLike(Protocol):
-    @property
-    def prefix(self) -> str: ...
-    @property
-    def pending(self) -> int: ...
-    @property
-    def oldest_age_seconds(self) -> float: ...
-
-
-class OpsStore(Protocol):
-    """What the side loops need from the operations store (PostgreSQL: ``AdminStore``)."""
-
-    async def tick_schedules(self) -> Sequence[Any]: ...
-    async def seconds_until_next_schedule(self) -> float | None: ...
-    async def run_retention(
-        self,
-        succeeded_days: float,
-        cancelled_days: float,
-        failed_days: float,
-        batch: int = 1000,
-    ) -> int: ...
-    async def touch_worker(self, worker_id: str) -> None: ...
-    async def prune_workers(self, older_than: float) -> int: ...
-    async def pending_by_prefix(self, patterns: Sequence[TypePattern]) -> Sequence[PendingLike]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class MaintenanceConfig:
-    worker_id: str
-    schedule_interval: float = 10.0
-    sweep_interval: float = 5.0
-    maintenance_interval: float = 60.0
-    retention_succeeded_days: float = 7.0
-    retention_cancelled_days: float = 7.0
-    retention_failed_days: float = 30.0
-    schedules_enabled: bool = True
-    maintenance_enabled: bool = True
+from workfleet.settings import MaintenanceSettings
+from workfleet.store import MaintenanceStore, RunQueue, ScheduleStore
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> bool:
@@ -71,24 +28,22 @@ async def _pause(stop: asyncio.Event, seconds: float) -> bool:
 
 
 async def ticker_loop(
-    ops: OpsStore,
-    cfg: MaintenanceConfig,
+    schedules: ScheduleStore,
+    settings: MaintenanceSettings,
     on_fired: Callable[[str], None],
     stop: asyncio.Event,
-    log: Any,
+    log: Logger,
 ) -> None:
     """Fire due cron schedules; sleep until the next one (at most ``schedule_interval``)."""
     while not stop.is_set():
-        wait = cfg.schedule_interval
+        wait = settings.schedule_interval
         try:
-            fired = await ops.tick_schedules()
+            fired = await schedules.tick_schedules()
             for item in fired:
-                run_type = getattr(item, "type", None)
-                if isinstance(run_type, str):
-                    on_fired(run_type)
+                on_fired(item.type)
             if fired:
                 log.info("schedules fired", runs=len(fired))
-            due = await ops.seconds_until_next_schedule()
+            due = await schedules.seconds_until_next_schedule()
             if due is not None:
                 wait = min(wait, max(due, 0.05))
         except StoreError as exc:
@@ -98,49 +53,50 @@ async def ticker_loop(
 
 
 async def maintenance_loop(
-    store: RunStore,
-    ops: OpsStore,
-    cfg: MaintenanceConfig,
+    queue: RunQueue,
+    store: MaintenanceStore,
+    settings: MaintenanceSettings,
+    worker_id: str,
     stop: asyncio.Event,
-    log: Any,
+    log: Logger,
     on_requeued: Callable[[], None],
 ) -> None:
     """Sweep expired leases often; apply retention and prune dead workers now and then."""
-    since_retention = cfg.maintenance_interval  # run retention on the first pass
+    since_retention = settings.maintenance_interval  # run retention on the first pass
     while not stop.is_set():
         try:
-            await ops.touch_worker(cfg.worker_id)
-            swept = await store.reclaim_expired()
+            await store.touch_worker(worker_id)
+            swept = await queue.reclaim_expired()
             if swept.requeued or swept.failed:
                 log.warning(
                     "expired leases reclaimed", requeued=swept.requeued, failed=swept.failed
                 )
                 if swept.requeued:
                     on_requeued()
-            if cfg.maintenance_enabled and since_retention >= cfg.maintenance_interval:
+            if settings.maintenance_enabled and since_retention >= settings.maintenance_interval:
                 since_retention = 0.0
-                deleted = await ops.run_retention(
-                    cfg.retention_succeeded_days,
-                    cfg.retention_cancelled_days,
-                    cfg.retention_failed_days,
+                deleted = await store.run_retention(
+                    settings.retention_succeeded_days,
+                    settings.retention_cancelled_days,
+                    settings.retention_failed_days,
                 )
-                pruned = await ops.prune_workers(max(cfg.maintenance_interval * 5, 300.0))
+                pruned = await store.prune_workers(max(settings.maintenance_interval * 5, 300.0))
                 if deleted or pruned:
                     log.info("maintenance", runs_deleted=deleted, workers_pruned=pruned)
         except StoreError as exc:
             log.warning("maintenance pass failed", error=str(exc))
-        since_retention += cfg.sweep_interval
-        if await _pause(stop, cfg.sweep_interval):
+        since_retention += settings.sweep_interval
+        if await _pause(stop, settings.sweep_interval):
             return
 
 
 async def pending_loop(
-    ops: OpsStore,
+    store: MaintenanceStore,
     patterns: Sequence[TypePattern],
     interval: float,
     report: Callable[[str, int, float], None],
     stop: asyncio.Event,
-    log: Any,
+    log: Logger,
 ) -> None:
     """Refresh the pending / oldest-pending gauges every ``interval`` seconds.
 
@@ -151,7 +107,7 @@ async def pending_loop(
     failing = False
     while not stop.is_set():
         try:
-            for stat in await ops.pending_by_prefix(patterns):
+            for stat in await store.pending_by_prefix(patterns):
                 report(stat.prefix, stat.pending, stat.oldest_age_seconds)
             failing = False
         except StoreError as exc:

@@ -1,14 +1,21 @@
-"""The lease loop (producer) of one type prefix: fetch only as many runs as there are free slots.
+"""The producer (lease loop) of one type prefix: it owns its slots, its executions and their
+outcomes, from claim to written outcome.
 
-It wakes on a (debounced) NOTIFY for one of its types, on a freed slot after a full batch, on
-a jittered poll, and at the time the next future run of its types becomes due — whichever comes
-first. It never claims a type no executor of this worker can run (its :class:`ClaimFilter` is
-the loop's pattern intersected with the executors' patterns).
+It claims only as many runs as it has free slots, waking on a (debounced) NOTIFY for one of its
+types, on a freed slot after a full batch, on a jittered poll, and at the time the next future
+run of its types becomes due — whichever comes first. It never claims a type no executor of this
+worker can run (its :class:`ClaimFilter` is the loop's pattern intersected with the executors').
 
-A slot frees as soon as its executor returns, before the outcome is written: the next claim
-overlaps the previous batch's write. What that lets through is bounded: the runs a loop holds
-leases on (executing plus awaiting their outcome write) never exceed twice its concurrency, so
-a slow database stalls claiming instead of piling up leases that could expire unwritten.
+Each claimed run gets a :class:`RunSession` and an :class:`Execution`, which reports its
+decision back through one callback; the producer then frees the slot and hands the outcome to
+the completer. A slot frees as soon as its executor returns, before the outcome is written: the
+next claim overlaps the previous batch's write. What that lets through is bounded: the runs a
+loop holds leases on (executing plus awaiting their outcome write) never exceed twice its
+concurrency, so a slow database stalls claiming instead of piling up leases that could expire.
+
+Stopping is River's two phases: stop claiming and let the executions drain for up to the drain
+timeout; then ask the rest to stop (``run.stop_reason == "shutdown"``) and release their runs —
+pending again, no attempt consumed — unless they finish successfully first.
 """
 
 from __future__ import annotations
@@ -17,105 +24,100 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+import uuid
+from functools import partial
 
 from workfleet.errors import StoreError
-from workfleet.models import ClaimedRun
-from workfleet.patterns import TypePattern
-from workfleet.runtime.observer import Observer, WakeSource
-from workfleet.store import ClaimFilter, RunStore
+from workfleet.models import ClaimedRun, Completion, Outcome, RunStatus
+from workfleet.plugins import ExecutorRegistry
+from workfleet.runtime.completer import Completer
+from workfleet.runtime.execution import Execution, RunSession, Shared
+from workfleet.runtime.loops import LoopSpec
+from workfleet.runtime.outcomes import Decision
+from workfleet.settings import RuntimeSettings
+from workfleet.store import Observer, RunQueue, WakeSource
 
-StartRun = Callable[[ClaimedRun, "LeaseLoop"], None]
 
-
-class LeaseLoop:
-    """Claims runs for one prefix and hands each to ``start_run``."""
+class Producer:
+    """Claims runs for one prefix and drives each to a written outcome."""
 
     def __init__(
         self,
-        *,
-        name: str,
-        patterns: Sequence[TypePattern],
-        filt: ClaimFilter,
-        concurrency: int,
-        store: RunStore,
-        worker_id: str,
-        lease_seconds: float,
-        poll_interval: float,
-        fetch_cooldown: float,
-        start_run: StartRun,
+        spec: LoopSpec,
+        settings: RuntimeSettings,
+        queue: RunQueue,
+        registry: ExecutorRegistry,
+        completer: Completer,
+        shared: Shared,
         observer: Observer,
-        log: Any,
     ) -> None:
-        self.name = name
-        self.patterns = list(patterns)
-        self.filt = filt
-        self.concurrency = concurrency
-        self.store = store
-        self.worker_id = worker_id
-        self.lease_seconds = lease_seconds
-        self.poll_interval = poll_interval
-        self.fetch_cooldown = fetch_cooldown
-        self.start_run = start_run
+        self.name = str(spec.pattern)
+        self.spec = spec
+        self.concurrency = spec.concurrency
+        self.settings = settings
+        self.queue = queue
+        self.registry = registry
+        self.completer = completer
+        self.shared = shared
         self.observer = observer
-        self.log = log
-        self.active = 0
-        # outcomes decided but not yet written; their rows are still leased to us
-        self.unwritten = 0
+        self.log = shared.log
+        # every run this loop holds a lease on: executing, or awaiting its outcome write
+        self.executions: dict[uuid.UUID, Execution] = {}
+        self.active = 0  # slots taken by executors still running
+        self.unwritten = 0  # outcomes decided but not yet written; their rows are still leased
+        self.abandoned_threads = 0  # sync executors still running after their outcome
+        self.last_progress = time.monotonic()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._throttled = False
-        self._wake = asyncio.Event()
-        self._wake_source: WakeSource = "start"
         self._saturated = False
         self._stopping = False
-        self.last_progress = time.monotonic()
+        self._wake = asyncio.Event()
+        self._wake_source: WakeSource = "start"
+        self._all_written = asyncio.Event()
+        self._all_written.set()
 
     # --- signals from the outside ---------------------------------------------------------
 
     def matches(self, run_type: str) -> bool:
-        return any(p.matches(run_type) for p in self.patterns)
+        return any(p.matches(run_type) for p in self.spec.patterns)
 
     def wake(self, source: WakeSource = "notify") -> None:
         if not self._wake.is_set():
             self._wake_source = source
             self._wake.set()
 
-    def slot_freed(self, *, awaiting_write: bool = False) -> None:
-        """An executor is done; with ``awaiting_write``, :meth:`write_done` follows."""
-        self.active -= 1
-        if awaiting_write:
-            self.unwritten += 1
-        self.observer.in_flight(self.name, self.active, self.concurrency)
-        if self._saturated:
-            # the last fetch filled every slot, so more work is probably waiting
-            self.wake("slot")
+    def cancelled(self, run_id: uuid.UUID) -> None:
+        """The run was cancelled (a NOTIFY): stop its execution if this loop runs it."""
+        execution = self.executions.get(run_id)
+        if execution is not None:
+            execution.session.lost(RunStatus.CANCELLED)
 
-    def write_done(self) -> None:
-        """An outcome announced by ``slot_freed(awaiting_write=True)`` was written (or dropped)."""
-        self.unwritten -= 1
-        if self._throttled and self.free_slots() > 0:
-            self.wake("slot")
+    def sessions(self) -> list[RunSession]:
+        """The sessions of every lease this loop holds (for the heartbeater)."""
+        return [e.session for e in self.executions.values()]
 
     def free_slots(self) -> int:
         """Runs the next claim may take: free executor slots, less any write backlog beyond
         one concurrency's worth (leases held stay at most twice the concurrency)."""
         return self.concurrency - self.active - max(0, self.unwritten - self.concurrency)
 
-    def stop(self) -> None:
-        """Stop fetching; runs already started are the runtime's to drain."""
-        self._stopping = True
-        self._wake.set()
+    @property
+    def wedged(self) -> bool:
+        """Every slot is held by an executor thread that outlived its outcome."""
+        return self.abandoned_threads >= self.concurrency
 
-    # --- the loop -------------------------------------------------------------------------------
+    # --- the claim loop ---------------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Claim and start runs until :meth:`stop`."""
+        s = self.settings
         error_delay = 0.1
         last_fetch = float("-inf")
         while not self._stopping:
             self.last_progress = time.monotonic()
             free = self.free_slots()
             self._throttled = free < self.concurrency - self.active
-            timeout = self.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
+            timeout = s.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
             if free > 0:
                 if self._wake_source == "slot":
                     # freed slots come in bursts as a batch of outcomes lands: let the burst
@@ -123,14 +125,14 @@ class LeaseLoop:
                     await asyncio.sleep(0)
                 else:
                     # debounce notifications: a burst of inserts costs one claim
-                    cooldown = last_fetch + self.fetch_cooldown - time.monotonic()
+                    cooldown = last_fetch + s.fetch_cooldown - time.monotonic()
                     if cooldown > 0:
                         await asyncio.sleep(cooldown)
                 self._wake.clear()
                 last_fetch = time.monotonic()
                 try:
-                    claimed = await self.store.claim(
-                        self.worker_id, self.filt, free, self.lease_seconds
+                    claimed = await self.queue.claim(
+                        s.worker_id, self.spec.filt, free, s.lease_seconds
                     )
                 except StoreError as exc:
                     self.observer.claim_failed(self.name)
@@ -140,22 +142,21 @@ class LeaseLoop:
                         error=str(exc),
                         retry_in=round(error_delay, 2),
                     )
-                    await self._sleep(error_delay)
-                    error_delay = min(error_delay * 2, self.poll_interval)
+                    await self._pause(error_delay)
+                    error_delay = min(error_delay * 2, s.poll_interval)
                     continue
                 error_delay = 0.1
                 self.observer.claimed(self.name, len(claimed), time.monotonic() - last_fetch)
                 self._saturated = len(claimed) == free
                 for run in claimed:
-                    self.active += 1
-                    self.start_run(run, self)
+                    self._start(run)
                 if claimed:
                     self.observer.in_flight(self.name, self.active, self.concurrency)
                 if not self._saturated:
                     if claimed:
                         # pickup latency is one round trip, not two: two steps of the event
-                        # loop (run task, then executor task) take the started runs into their
-                        # executors before this loop asks for the next due time
+                        # loop (execution task, then executor task) take the started runs into
+                        # their executors before this loop asks for the next due time
                         await asyncio.sleep(0)
                         await asyncio.sleep(0)
                     due = await self._next_due()
@@ -173,12 +174,145 @@ class LeaseLoop:
             self._wake_source = "poll"
             self.observer.woke(self.name, "poll")
 
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
     async def _next_due(self) -> float | None:
         try:
-            return await self.store.next_due(self.filt)
+            return await self.queue.next_due(self.spec.filt)
         except StoreError:
             return None  # the next claim meets (and reports) the same database problem
 
-    async def _sleep(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+    # --- executions -------------------------------------------------------------------------------
+
+    def _start(self, claimed: ClaimedRun) -> None:
+        session = RunSession(claimed.lease, self.queue, self.settings.worker_id)
+        execution = Execution(
+            claimed, self.registry.resolve(claimed.type), session, self.shared, self._executed
+        )
+        self.active += 1
+        self.executions[claimed.id] = execution
+        self.observer.run_started(self.name, claimed.type, claimed.queue_wait.total_seconds())
+        task = asyncio.create_task(execution.execute(), name=f"run-{claimed.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _executed(self, execution: Execution, decision: Decision) -> None:
+        """The execution's one report: free its slot, hand its outcome to the completer."""
+        if execution.thread_running:
+            # a sync executor ignored its timeout or cancellation: its slot stays taken until
+            # the thread really ends, so concurrency is never exceeded
+            execution.log.warning(
+                "executor thread still running after its outcome", outcome=str(decision.outcome)
+            )
+            self.abandoned_threads += 1
+            loop = asyncio.get_running_loop()
+
+            def ended() -> None:  # in the executor's thread
+                loop.call_soon_threadsafe(self._thread_ended)
+
+            execution.on_thread_done(ended)
+        else:
+            self._slot_freed()
+        if execution.id not in self.executions:
+            return  # released by stop() already; nothing more to write
+        if decision.completion is None:
+            self._finish(execution, decision.outcome)
+            return
+        self._submit(execution, decision)
+
+    def _submit(self, execution: Execution, decision: Decision) -> None:
+        assert decision.completion is not None  # noqa: S101 - callers checked
+        self.unwritten += 1
+        self._all_written.clear()
+        written = self.completer.submit(decision.completion)
+        written.add_done_callback(partial(self._written, execution, decision))
+
+    def _written(
+        self, execution: Execution, decision: Decision, written: asyncio.Future[bool]
+    ) -> None:
+        self.unwritten -= 1
+        if self.unwritten == 0:
+            self._all_written.set()
+        applied = not written.cancelled() and written.exception() is None and written.result()
+        completion, outcome = decision.completion, decision.outcome
+        if applied and completion is not None and completion.delay is not None:
+            # back to pending in the future: this loop wakes exactly when it is due
+            asyncio.get_running_loop().call_later(completion.delay, self.wake, "retry")
+        if not applied and execution.stop_reason is None:
+            outcome = Outcome.LEASE_LOST
+            execution.log.warning("outcome not written: the lease was lost")
+        if self._throttled and self.free_slots() > 0:
+            self.wake("slot")
+        self._finish(execution, outcome)
+
+    def _finish(self, execution: Execution, outcome: Outcome) -> None:
+        self.executions.pop(execution.id, None)
+        seconds = time.monotonic() - execution.started
+        if outcome is Outcome.LEASE_LOST:
+            self.observer.lease_lost(self.name)
+        self.observer.run_finished(self.name, execution.claimed.type, outcome, seconds)
+        # in the run's own log context (the callback runs in the execution task's context).
+        # Successes are DEBUG: at thousands of runs per second an INFO line each is a log bill
+        # (and about a tenth of the worker's CPU); metrics and the audit trail count them.
+        if outcome is Outcome.SUCCEEDED:
+            self.log.debug("run succeeded", seconds=round(seconds, 3))
+        elif outcome in (Outcome.SNOOZED, Outcome.RELEASED, Outcome.CANCELLED):
+            self.log.info(f"run {outcome}", seconds=round(seconds, 3))
+        else:
+            self.log.warning(f"run {outcome}", seconds=round(seconds, 3))
+
+    def _slot_freed(self) -> None:
+        self.active -= 1
+        self.observer.in_flight(self.name, self.active, self.concurrency)
+        if self._saturated:
+            # the last claim filled every slot, so more work is probably waiting
+            self.wake("slot")
+
+    def _thread_ended(self) -> None:
+        self.abandoned_threads -= 1
+        self._slot_freed()
+
+    # --- stopping ---------------------------------------------------------------------------------
+
+    def stop_claiming(self) -> None:
+        """Phase one: claim nothing more (:meth:`run` returns after its current step)."""
+        self._stopping = True
+        self._wake.set()
+
+    @property
+    def running(self) -> list[asyncio.Task[None]]:
+        """The tasks of executions that have not decided yet."""
+        return list(self._tasks)
+
+    @property
+    def undecided(self) -> int:
+        """Executions still running without a decision."""
+        return sum(1 for e in self.executions.values() if e.decision is None)
+
+    async def release_rest(self, grace: float) -> int:
+        """Phase two: stop what still runs; whatever does not succeed is released.
+
+        Executions that have not decided within ``grace`` seconds are released without waiting
+        for them (a sync thread or a task that ignores cancellation). Returns how many runs
+        were asked to stop.
+        """
+        leftover = [e for e in self.executions.values() if e.decision is None]
+        for execution in leftover:
+            execution.request_stop("shutdown", grace=0.0)
+        if leftover and self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace)
+        for execution in leftover:
+            if execution.decision is None:
+                # it will not decide in time: release its run without it (a later decision
+                # finds it gone from the table and writes nothing)
+                claimed = execution.claimed
+                release = Completion.released(claimed.lease, self.settings.worker_id)
+                self._submit(execution, Decision(Outcome.RELEASED, release))
+                self.executions.pop(execution.id, None)
+        return len(leftover)
+
+    async def written(self) -> None:
+        """Wait until every outcome this loop submitted is written (or given up)."""
+        await self._all_written.wait()

@@ -17,68 +17,27 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import psycopg
 from prometheus_client import CollectorRegistry
-from psycopg_pool import AsyncConnectionPool, PoolTimeout
+from psycopg_pool import AsyncConnectionPool
 
 from workfleet import __version__
 from workfleet.db.admin import AdminStore
 from workfleet.db.listener import Listener
 from workfleet.db.migrate import require_schema
+from workfleet.db.pool import open_pool
 from workfleet.db.store import PgStore
 from workfleet.errors import ConfigError, StoreError
 from workfleet.models import RegistryEntry
 from workfleet.observability.http import Health, HttpServer, LoopWatchdog
 from workfleet.observability.logging import get_logger
 from workfleet.observability.metrics import Metrics, PoolCollector
-from workfleet.patterns import TypePattern
+from workfleet.observability.observers import FanOut, NullObserver
 from workfleet.plugins import Discovery
-from workfleet.runtime.engine import Engine, EngineConfig, LoopConfig
-from workfleet.runtime.maintenance import (
-    MaintenanceConfig,
-    maintenance_loop,
-    pending_loop,
-    ticker_loop,
-)
-from workfleet.runtime.observer import FanOut, NullObserver, Observer
+from workfleet.runtime.engine import Engine
+from workfleet.runtime.loops import loop_specs
+from workfleet.runtime.maintenance import maintenance_loop, pending_loop, ticker_loop
 from workfleet.settings import Settings
-
-
-def loop_configs(settings: Settings, discovery: Discovery) -> list[LoopConfig]:
-    """The lease loops to run; raise ConfigError for a prefix no executor can serve."""
-    specs = settings.prefixes or []
-    if not specs:
-        return [LoopConfig(TypePattern.parse("%"), settings.concurrency)]
-    loops = []
-    patterns = discovery.registry.patterns
-    for spec in specs:
-        if not any(spec.pattern.intersect(p) for p in patterns):
-            raise ConfigError(
-                f"prefix {str(spec.pattern)!r} matches no executor of the installed plugins "
-                f"(executors: {', '.join(map(str, patterns)) or 'none'})",
-                env_var="WORKFLEET_PREFIXES",
-            )
-        loops.append(LoopConfig(spec.pattern, spec.concurrency or settings.concurrency))
-    return loops
-
-
-async def open_pool(settings: Settings, conninfo: str, max_size: int) -> AsyncConnectionPool[Any]:
-    """Open the shared pool or raise StoreError naming the (redacted) problem."""
-    pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
-        conninfo,
-        min_size=min(settings.pool_min_size, max_size),
-        max_size=max_size,
-        open=False,
-        kwargs={"autocommit": True, "application_name": "workfleet"},
-        timeout=settings.connect_timeout,
-        name="workfleet",
-    )
-    try:
-        await pool.open(wait=True, timeout=settings.connect_timeout)
-    except (psycopg.Error, TimeoutError, PoolTimeout) as exc:
-        await pool.close()
-        raise StoreError(f"cannot connect to the database: {type(exc).__name__}") from exc
-    return pool
+from workfleet.store import Observer
 
 
 class Worker:
@@ -94,7 +53,7 @@ class Worker:
     ) -> None:
         self.settings = settings
         self.discovery = discovery
-        self.loops = loop_configs(settings, discovery)
+        self.loops = loop_specs(settings.runtime, discovery.registry)
         self.resolved = settings.resolved_dsn()
         self.log = get_logger(worker_id=settings.worker_id)
         self.registry = registry or CollectorRegistry()
@@ -150,8 +109,12 @@ class Worker:
 
     async def run(self) -> int:
         s = self.settings
-        pool_max = s.pool_max_size or len(self.loops) + 4
-        pool = await open_pool(s, self.resolved.conninfo, pool_max)
+        pool = await open_pool(
+            self.resolved.conninfo,
+            min_size=s.pool_min_size,
+            max_size=s.pool_max_size or len(self.loops) + 4,
+            connect_timeout=s.connect_timeout,
+        )
         tasks: list[asyncio.Task[Any]] = []
         try:
             async with pool.connection() as conn:
@@ -175,9 +138,7 @@ class Worker:
                 __version__,
                 [str(p) for p in self.discovery.registry.patterns],
             )
-            engine = Engine(
-                store, self.discovery.registry, self._engine_config(), self.observer, self.log
-            )
+            engine = Engine(store, self.discovery.registry, s.runtime, self.observer, self.log)
             self.engine = engine
             for lp in engine.loops:
                 self.observer.in_flight(lp.name, 0, lp.concurrency)
@@ -240,11 +201,12 @@ class Worker:
         if not s.poll_only:
             self.listener = self._make_listener(engine)
             tasks.append(asyncio.create_task(self.listener.run(), name="listener"))
-        mcfg = self._maintenance_config()
         if s.schedules_enabled:
-            ticker = ticker_loop(admin, mcfg, engine.notify_inserted, stop, self.log)
+            ticker = ticker_loop(admin, s.maintenance, engine.notify_inserted, stop, self.log)
             tasks.append(asyncio.create_task(ticker, name="schedules"))
-        maintenance = maintenance_loop(store, admin, mcfg, stop, self.log, engine.wake_all)
+        maintenance = maintenance_loop(
+            store, admin, s.maintenance, s.worker_id, stop, self.log, engine.wake_all
+        )
         tasks.append(asyncio.create_task(maintenance, name="maintenance"))
         if s.pending_metrics_interval > 0:
             gauges = pending_loop(
@@ -281,7 +243,7 @@ class Worker:
             return False, "event loop blocked"
         engine = self.engine
         if engine is not None:
-            for t in (*getattr(engine, "loop_tasks", []), *getattr(engine, "side_tasks", [])):
+            for t in (*engine.loop_tasks, *engine.side_tasks):
                 if t.done() and not engine.draining:
                     return False, f"task {t.get_name()} died"
             wedged = engine.wedged_loops()
@@ -291,33 +253,6 @@ class Worker:
                     "that ignored its timeout"
                 )
         return True, "ok"
-
-    def _engine_config(self) -> EngineConfig:
-        s = self.settings
-        return EngineConfig(
-            worker_id=s.worker_id,
-            loops=self.loops,
-            lease_seconds=s.lease_seconds,
-            heartbeat_interval=s.heartbeat_interval,
-            poll_interval=s.poll_interval,
-            fetch_cooldown=s.fetch_cooldown,
-            drain_timeout=s.drain_timeout,
-            cancel_grace=s.cancel_grace,
-        )
-
-    def _maintenance_config(self) -> MaintenanceConfig:
-        s = self.settings
-        return MaintenanceConfig(
-            worker_id=s.worker_id,
-            schedule_interval=s.schedule_interval,
-            sweep_interval=s.sweep_interval,
-            maintenance_interval=s.maintenance_interval,
-            retention_succeeded_days=s.retention_succeeded_days,
-            retention_cancelled_days=s.retention_cancelled_days,
-            retention_failed_days=s.retention_failed_days,
-            schedules_enabled=s.schedules_enabled,
-            maintenance_enabled=s.maintenance_enabled,
-        )
 
     def _make_listener(self, engine: Engine) -> Listener:
         def connected(reconnect: bool) -> None:
@@ -329,6 +264,7 @@ class Worker:
             self.resolved.schema,
             on_inserted=engine.notify_inserted,
             on_cancelled=engine.notify_cancelled,
+            on_any=engine.wake_all,
             on_connected=connected,
             on_disconnected=lambda: self.observer.listener(False, False),
             log=self.log,

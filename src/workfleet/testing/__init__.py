@@ -1,6 +1,6 @@
 """Test helpers for workfleet and for plugin authors' own tests.
 
-:class:`MemoryStore` is an in-memory :class:`workfleet.store.RunStore` with the PostgreSQL
+:class:`MemoryStore` is an in-memory :class:`workfleet.store.RunQueue` with the PostgreSQL
 store's semantics (eligibility, ordering, fencing, events, idempotency), so the runtime can be
 driven fast and deterministically without a database; :class:`ManualClock` moves its time by
 hand. The contract suite (``tests/contract``) runs the same assertions against both stores.
@@ -15,7 +15,16 @@ from __future__ import annotations
 
 from workfleet.testing.clock import Clock, ManualClock, SystemClock
 from workfleet.testing.memory_store import MemoryStore
+from workfleet.testing.observer import RecordingObserver
 from workfleet.testing.pgvalues import like
 from workfleet.testing.rows import RegistryRow
 
-__all__ = ["Clock", "ManualClock", "MemoryStore", "RegistryRow", "SystemClock", "like"]
+__all__ = [
+    "Clock",
+    "ManualClock",
+    "MemoryStore",
+    "RecordingObserver",
+    "RegistryRow",
+    "SystemClock",
+    "like",
+]

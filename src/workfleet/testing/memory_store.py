@@ -1,4 +1,4 @@
-"""An in-memory :class:`~workfleet.store.RunStore` with PostgreSQL's semantics.
+"""An in-memory :class:`~workfleet.store.RunQueue` with PostgreSQL's semantics.
 
 Every method reproduces the statement of the same name in ``db/sql/runs.sql`` and the triggers
 of ``migrations/0002``: the same eligibility, order, fencing, column writes and audit events,
@@ -45,9 +45,11 @@ from workfleet.testing.pgvalues import (
 )
 from workfleet.testing.rows import RegistryRow, StoredRun
 
+INT4_MAX = 2**31 - 1
+
 
 class MemoryStore:
-    """A :class:`~workfleet.store.RunStore` in memory, for fast deterministic tests.
+    """A :class:`~workfleet.store.RunQueue` in memory, for fast deterministic tests.
 
     Meant for workfleet's unit tests and for plugin authors' own: drive the runtime (or call the
     methods directly) without a database. Time comes from ``clock`` (default: the real UTC time;
@@ -64,7 +66,7 @@ class MemoryStore:
         self._registry: dict[str, RegistryRow] = {}
         self._seq = 0
 
-    # --- test helpers (not part of RunStore) ---------------------------------------------------
+    # --- test helpers (not part of RunQueue) ---------------------------------------------------
 
     def set_enabled(self, run_type: str, enabled: bool) -> None:
         """The operator's ``workflow_registry.is_enabled`` switch (creates the row if absent)."""
@@ -91,12 +93,12 @@ class MemoryStore:
         self._events.append(Event(len(self._events) + 1, run_id, kind, data, now))
 
     @staticmethod
-    def _held(row: StoredRun | None, worker_id: str, attempt: int) -> bool:
+    def _held(row: StoredRun | None, worker_id: str, token: int) -> bool:
         return (
             row is not None
             and row.status is RunStatus.LEASED
             and row.leased_by == worker_id
-            and row.attempt == attempt
+            and row.lease_token == token
         )
 
     def _claimable_type(self, run_type: str, filt: ClaimFilter) -> bool:
@@ -137,6 +139,7 @@ class MemoryStore:
         for r in due:
             r.status, r.leased_by = RunStatus.LEASED, worker_id
             r.lease_until, r.updated_at = lease_until, now
+            r.lease_token = 0 if r.lease_token is None else r.lease_token + 1
             for kind in lifecycle:
                 self._event(r.id, kind, {"worker_id": worker_id, "attempt": r.attempt + 1}, now)
             claimed.append(
@@ -150,6 +153,7 @@ class MemoryStore:
                     run_at=r.run_at,
                     created_at=r.created_at,
                     claimed_at=now,
+                    token=r.lease_token,
                 )
             )
         return claimed
@@ -186,7 +190,7 @@ class MemoryStore:
         for item in parsed:
             lease = item[0].lease
             row = self._runs.get(lease.run_id)
-            if lease.run_id not in chosen and self._held(row, worker_id, lease.attempt):
+            if lease.run_id not in chosen and self._held(row, worker_id, lease.token):
                 chosen[lease.run_id] = item
         run_ats = {
             run_id: plus_seconds(now, c.delay)
@@ -196,7 +200,7 @@ class MemoryStore:
         for run_id, (c, result, _) in chosen.items():
             r = self._runs[run_id]
             r.status = c.status
-            r.attempt += 1 if c.consume_attempt else 0
+            r.attempt += 1 if c.consume_attempt and r.attempt < INT4_MAX else 0
             r.run_at = run_ats.get(run_id, r.run_at)
             r.result = result if c.status is RunStatus.SUCCEEDED else r.result
             r.last_error = r.last_error if c.error is None else c.error
@@ -225,25 +229,23 @@ class MemoryStore:
         now = self.clock.now()
         found = [(lease, self._runs.get(lease.run_id)) for lease in leases]
         held_leases = {
-            (lease.run_id, lease.attempt)
+            (lease.run_id, lease.token)
             for lease, r in found
-            if r is not None and self._held(r, worker_id, lease.attempt)
+            if r is not None and self._held(r, worker_id, lease.token)
         }
         held = [
-            r
-            for lease, r in found
-            if r is not None and (lease.run_id, lease.attempt) in held_leases
+            r for lease, r in found if r is not None and (lease.run_id, lease.token) in held_leases
         ]
         until = plus_seconds(now, seconds) if held else now  # may raise before any change
         for r in held:
             # GREATEST ignores NULL: a heartbeat never shortens a lease
             r.lease_until = until if r.lease_until is None else max(r.lease_until, until)
             r.updated_at = now
-        # held is joined back by run id and lease attempt, as the SQL does
+        # held is joined back by run id and lease token, as the SQL does
         return [
             HeartbeatResult(
                 lease.run_id,
-                (lease.run_id, lease.attempt) in held_leases,
+                (lease.run_id, lease.token) in held_leases,
                 r.status if r else None,
             )
             for lease, r in found
@@ -256,25 +258,6 @@ class MemoryStore:
             data = {"extended_by_seconds": float8_in_jsonb(seconds), "worker_id": worker_id}
             self._event(lease.run_id, EventType.HEARTBEAT, data, self.clock.now())
         return result
-
-    async def release_many(self, worker_id: str, leases: Sequence[Lease]) -> set[uuid.UUID]:
-        await asyncio.sleep(0)
-        if not leases:
-            return set()
-        check_text("release_many", worker_id)
-        now = self.clock.now()
-        released: set[uuid.UUID] = set()
-        for lease in leases:
-            r = self._runs.get(lease.run_id)
-            if r is None or lease.run_id in released or not self._held(r, worker_id, lease.attempt):
-                continue
-            r.status, r.leased_by, r.lease_until = RunStatus.PENDING, None, None
-            r.run_at = r.updated_at = now
-            self._event(
-                r.id, EventType.RETRIED, {"reason": "released", "worker_id": worker_id}, now
-            )
-            released.add(r.id)
-        return released
 
     async def reclaim_expired(self, limit: int = 1000) -> SweepResult:
         await asyncio.sleep(0)
@@ -293,12 +276,13 @@ class MemoryStore:
         )[:limit]
         failed = 0
         for r in expired:
-            r.attempt += 1
+            tried = r.attempt + 1  # computed wide in SQL: a hand-written int4 max cannot overflow
+            r.attempt = min(tried, INT4_MAX)
             r.last_error = (
                 f"lease expired: worker {r.leased_by or '?'} stopped heartbeating "
-                f"(attempt {r.attempt} of {r.max_attempts})"
+                f"(attempt {tried} of {r.max_attempts})"
             )
-            r.status = RunStatus.FAILED if r.attempt >= r.max_attempts else RunStatus.PENDING
+            r.status = RunStatus.FAILED if tried >= r.max_attempts else RunStatus.PENDING
             r.run_at = r.updated_at = now
             r.leased_by = r.lease_until = None
             kind = EventType.FAILED if r.status is RunStatus.FAILED else EventType.RETRIED

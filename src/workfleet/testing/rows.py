@@ -32,6 +32,7 @@ class StoredRun:
     last_error: str | None = None
     result: Any = None
     deleted_at: datetime | None = None
+    lease_token: int | None = None
 
     def record(self) -> RunRecord:
         return RunRecord(

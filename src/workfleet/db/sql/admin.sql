@@ -61,17 +61,17 @@ WHERE id IN (
 RETURNING id;
 
 -- name: pending_by_prefix
--- Per lease-loop prefix: runnable runs (the claim's eligibility, disabled types included, so
--- a prefix nobody claims shows up) and the age of the oldest one. One statement for all of a
--- worker's prefixes; it reads the partial pending index only.
+-- Per lease-loop prefix: runnable runs (the claim's eligibility: the `workfleet_queued` view,
+-- due) and the age of the oldest one. One statement for all of a worker's prefixes; it reads
+-- the partial pending index only.
 SELECT p.name AS prefix,
-       count(r.run_at) AS pending,
-       coalesce(extract(epoch FROM now() - min(r.run_at)), 0)::float8 AS oldest_age_seconds
+       count(q.run_at) AS pending,
+       -- a hand-written '-infinity' run_at counts but has no age (PostgreSQL cannot subtract it)
+       coalesce(extract(epoch FROM now() - min(q.run_at) FILTER (WHERE isfinite(q.run_at))),
+                0)::float8 AS oldest_age_seconds
 FROM unnest(%(names)s::text[], %(likes)s::text[]) AS p(name, pattern)
-LEFT JOIN {schema}.workflow_run r
-       ON r.status = 'pending'
-      AND r.deleted_at IS NULL
-      AND r.run_at <= now()
-      AND r.type LIKE p.pattern
+LEFT JOIN {schema}.workfleet_queued q
+       ON q.run_at <= now()
+      AND q.type LIKE p.pattern
 GROUP BY p.name
 ORDER BY p.name;

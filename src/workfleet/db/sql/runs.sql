@@ -3,43 +3,43 @@
 -- parameters. Each block starts with `-- name: <query_name>`.
 
 -- name: claim
--- Claim up to %(limit)s runnable runs for one lease loop, oldest first within priority. The
--- leased and started events are written in the same statement: a claimed run starts at once,
--- since a loop only claims as many runs as it has free slots. %(lifecycle)s false
--- (WORKFLEET_RUN_EVENTS=failures) skips them.
+-- Claim up to %(limit)s runnable runs for one lease loop, oldest first within priority.
+-- Eligibility is the schema's `workfleet_queued` view (pending, not deleted, type enabled; the
+-- one definition the gauges and the chart's KEDA query read too) plus due and type matched.
+-- Each claim takes the next lease token (see migration 0005). The leased and started events are
+-- written in the same statement: a claimed run starts at once, since a loop only claims as many
+-- runs as it has free slots. %(lifecycle)s false (WORKFLEET_RUN_EVENTS=failures) skips them.
+-- The payload comes back as text: the store decodes each row on its own, so one payload the
+-- driver cannot decode fails that run, not the whole batch. `attempt + 1` is computed in bigint
+-- for the same reason (a hand-written attempt of 2147483647 must not overflow the statement).
 -- The claim commits asynchronously (synchronous_commit off for this transaction only): it
 -- returns without waiting for the WAL flush, about a quarter of a one-run claim's latency. A claim
--- lost in a server crash is safe: its run is pending again at the same attempt, the worker's
--- fenced outcome write for it changes nothing, and the run executes again (at least once, as
--- after a worker crash). Any later synchronous commit (an outcome) flushes the claim with it.
+-- lost in a server crash is safe: its run is pending again with the previous lease token, the
+-- worker's fenced outcome write for it changes nothing, and the run executes again (at least
+-- once, as after a worker crash). Any later synchronous commit (an outcome) flushes the claim.
 WITH candidates AS (
-    SELECT r.id
-    FROM {schema}.workflow_run r
-    WHERE r.status = 'pending'
-      AND r.deleted_at IS NULL
-      AND r.run_at <= now()
-      AND (r.type = ANY(%(exact)s::text[]) OR r.type LIKE ANY(%(likes)s::text[]))
-      AND NOT EXISTS (
-          SELECT 1 FROM {schema}.workflow_registry g
-          WHERE g.workflow_name = r.type AND NOT g.is_enabled
-      )
-    ORDER BY r.priority, r.created_at
+    SELECT q.id
+    FROM {schema}.workfleet_queued q
+    WHERE q.run_at <= now()
+      AND (q.type = ANY(%(exact)s::text[]) OR q.type LIKE ANY(%(likes)s::text[]))
+    ORDER BY q.priority, q.created_at
     LIMIT %(limit)s
-    FOR UPDATE OF r SKIP LOCKED
+    FOR UPDATE OF q SKIP LOCKED
 ), claimed AS (
     UPDATE {schema}.workflow_run r
     SET status = 'leased',
         leased_by = %(worker_id)s,
         lease_until = now() + make_interval(secs => %(lease)s),
+        lease_token = coalesce(r.lease_token + 1, 0),
         updated_at = now()
     FROM candidates c
     WHERE r.id = c.id
-    RETURNING r.id, r.type, r.payload, r.attempt, r.max_attempts, r.priority, r.run_at,
-              r.created_at
+    RETURNING r.id, r.type, r.payload::text AS payload, r.attempt, r.max_attempts, r.priority,
+              r.run_at, r.created_at, r.lease_token
 ), events AS (
     INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
     SELECT c.id, e.event_type,
-           jsonb_build_object('worker_id', %(worker_id)s::text, 'attempt', c.attempt + 1)
+           jsonb_build_object('worker_id', %(worker_id)s::text, 'attempt', c.attempt::bigint + 1)
     FROM claimed c CROSS JOIN (VALUES ('leased'), ('started')) AS e(event_type)
     WHERE %(lifecycle)s::bool
 )
@@ -51,33 +51,31 @@ ORDER BY c.priority, c.created_at;
 -- When the loop found less work than it had slots: the earliest future run it could claim,
 -- so it sleeps until then instead of a full poll interval. Runs due now are not counted:
 -- if one was not claimed, another worker holds its row lock.
-SELECT min(r.run_at) AS next_run_at, now() AS db_now
-FROM {schema}.workflow_run r
-WHERE r.status = 'pending'
-  AND r.deleted_at IS NULL
-  AND r.run_at > now()
-  AND (r.type = ANY(%(exact)s::text[]) OR r.type LIKE ANY(%(likes)s::text[]))
-  AND NOT EXISTS (
-      SELECT 1 FROM {schema}.workflow_registry g
-      WHERE g.workflow_name = r.type AND NOT g.is_enabled
-  );
+SELECT min(q.run_at) AS next_run_at, now() AS db_now
+FROM {schema}.workfleet_queued q
+WHERE q.run_at > now()
+  AND (q.type = ANY(%(exact)s::text[]) OR q.type LIKE ANY(%(likes)s::text[]));
 
 -- name: complete_many
--- Write a batch of outcomes. Fenced: only rows still leased by this worker at the attempt it
--- was granted change. Events are written for exactly the rows that changed; with
--- %(lifecycle)s false (WORKFLEET_RUN_EVENTS=failures) `succeeded` events are skipped.
+-- Write a batch of outcomes. Fenced: only rows still leased by this worker under the lease
+-- token of the claim change. Events are written for exactly the rows that changed; with
+-- %(lifecycle)s false (WORKFLEET_RUN_EVENTS=failures) `succeeded` events are skipped. Rows
+-- marked `wake` (released on shutdown) are announced to every worker; %(wake)s is false when
+-- none is, and the announcement is then skipped outright (a one-time filter).
 -- The batch arrives as one JSON array of objects (one C-level encode on the client instead of
--- nine parameter arrays); `result` is the outcome's JSON text, cast here.
+-- ten parameter arrays); `result` is the outcome's JSON text, cast here. `attempt` never
+-- overflows: a hand-written 2147483647 stays there (and is far past any max_attempts).
 WITH input AS (
-    SELECT i.id, i.attempt, i.status, i.event AS event_type, i.consume, i.delay,
-           i.result::jsonb AS result, i.error, i.data AS event_data
+    SELECT i.id, i.token, i.status, i.event AS event_type, i.consume, i.delay,
+           i.result::jsonb AS result, i.error, i.data AS event_data, i.wake
     FROM jsonb_to_recordset(%(batch)s::jsonb)
-         AS i(id uuid, attempt int, status text, event text, consume bool, delay float8,
-              result text, error text, data jsonb)
+         AS i(id uuid, token bigint, status text, event text, consume bool, delay float8,
+              result text, error text, data jsonb, wake bool)
 ), updated AS (
     UPDATE {schema}.workflow_run r
     SET status = i.status,
-        attempt = r.attempt + CASE WHEN i.consume THEN 1 ELSE 0 END,
+        attempt = CASE WHEN i.consume AND r.attempt < 2147483647 THEN r.attempt + 1
+                       ELSE r.attempt END,
         run_at = CASE WHEN i.delay IS NULL THEN r.run_at
                       ELSE now() + make_interval(secs => i.delay) END,
         result = CASE WHEN i.status = 'succeeded' THEN i.result ELSE r.result END,
@@ -89,22 +87,26 @@ WITH input AS (
     WHERE r.id = i.id
       AND r.status = 'leased'
       AND r.leased_by = %(worker_id)s
-      AND r.attempt = i.attempt
-    RETURNING r.id, i.attempt AS lease_attempt
+      AND r.lease_token = i.token
+    RETURNING r.id, r.type, i.token AS lease_token, i.wake
 ), events AS (
     -- matched on the lease too: a stale duplicate of a run in one batch writes no event
     INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
     SELECT i.id, i.event_type, i.event_data
-    FROM input i JOIN updated u ON u.id = i.id AND u.lease_attempt = i.attempt
+    FROM input i JOIN updated u ON u.id = i.id AND u.lease_token = i.token
     WHERE %(lifecycle)s::bool OR i.event_type <> 'succeeded'
+), wake AS (
+    SELECT {schema}.workfleet_notify_type(t.type)
+    FROM (SELECT DISTINCT type FROM updated WHERE wake) t
+    WHERE %(wake)s::bool
 )
-SELECT id FROM updated;
+SELECT u.id, (SELECT count(*) FROM wake) AS notified FROM updated u;
 
 -- name: heartbeat_many
 -- Extend the leases this worker still holds; report, for every run asked about, whether it is
 -- still held and its current status (so cancellations and lost leases are noticed).
 WITH input AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS i(id, attempt)
+    SELECT * FROM unnest(%(ids)s::uuid[], %(tokens)s::bigint[]) AS i(id, token)
 ), extended AS (
     UPDATE {schema}.workflow_run r
     SET lease_until = GREATEST(r.lease_until, now() + make_interval(secs => %(lease)s)),
@@ -113,12 +115,12 @@ WITH input AS (
     WHERE r.id = i.id
       AND r.status = 'leased'
       AND r.leased_by = %(worker_id)s
-      AND r.attempt = i.attempt
-    RETURNING r.id, i.attempt AS lease_attempt
+      AND r.lease_token = i.token
+    RETURNING r.id, i.token AS lease_token
 )
 SELECT i.id, (e.id IS NOT NULL) AS held, r.status
 FROM input i
-LEFT JOIN extended e ON e.id = i.id AND e.lease_attempt = i.attempt
+LEFT JOIN extended e ON e.id = i.id AND e.lease_token = i.token
 LEFT JOIN {schema}.workflow_run r ON r.id = i.id;
 
 -- name: extend_lease
@@ -130,7 +132,7 @@ WITH extended AS (
     WHERE r.id = %(id)s
       AND r.status = 'leased'
       AND r.leased_by = %(worker_id)s
-      AND r.attempt = %(attempt)s
+      AND r.lease_token = %(token)s
     RETURNING r.id
 ), events AS (
     INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
@@ -142,34 +144,11 @@ WITH extended AS (
 SELECT (SELECT count(*) FROM extended) > 0 AS held,
        (SELECT status FROM {schema}.workflow_run WHERE id = %(id)s) AS status;
 
--- name: release_many
--- Hand leases back on shutdown: pending again at once, no attempt consumed.
-WITH input AS (
-    SELECT * FROM unnest(%(ids)s::uuid[], %(attempts)s::int[]) AS i(id, attempt)
-), released AS (
-    UPDATE {schema}.workflow_run r
-    SET status = 'pending', leased_by = NULL, lease_until = NULL, run_at = now(),
-        updated_at = now()
-    FROM input i
-    WHERE r.id = i.id
-      AND r.status = 'leased'
-      AND r.leased_by = %(worker_id)s
-      AND r.attempt = i.attempt
-    RETURNING r.id, r.type
-), events AS (
-    INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
-    SELECT id, 'retried',
-           jsonb_build_object('reason', 'released', 'worker_id', %(worker_id)s::text)
-    FROM released
-), wake AS (
-    SELECT pg_notify('workfleet:' || %(schema_name)s::text, 'i:' || t.type)
-    FROM (SELECT DISTINCT type FROM released) t
-)
-SELECT r.id, (SELECT count(*) FROM wake) AS notified FROM released r;
-
 -- name: reclaim_expired
 -- The sweep: a lease that expired counts as a failed attempt (a run that kills its worker
--- cannot loop forever); exhausted runs fail with a clear error.
+-- cannot loop forever); exhausted runs fail with a clear error. Nothing a single row holds can
+-- fail the statement: the attempt arithmetic saturates, and the wake-up codec copes with any
+-- type (see migration 0005).
 WITH expired AS (
     SELECT r.id
     FROM {schema}.workflow_run r
@@ -180,10 +159,11 @@ WITH expired AS (
     FOR UPDATE SKIP LOCKED
 ), swept AS (
     UPDATE {schema}.workflow_run r
-    SET status = CASE WHEN r.attempt + 1 >= r.max_attempts THEN 'failed' ELSE 'pending' END,
-        attempt = r.attempt + 1,
+    SET status = CASE WHEN r.attempt::bigint + 1 >= r.max_attempts THEN 'failed'
+                      ELSE 'pending' END,
+        attempt = CASE WHEN r.attempt < 2147483647 THEN r.attempt + 1 ELSE r.attempt END,
         last_error = 'lease expired: worker ' || coalesce(r.leased_by, '?')
-                     || ' stopped heartbeating (attempt ' || (r.attempt + 1)::text
+                     || ' stopped heartbeating (attempt ' || (r.attempt::bigint + 1)::text
                      || ' of ' || r.max_attempts::text || ')',
         run_at = now(),
         leased_by = NULL,
@@ -199,7 +179,7 @@ WITH expired AS (
                               'error', s.last_error)
     FROM swept s
 ), wake AS (
-    SELECT pg_notify('workfleet:' || %(schema_name)s::text, 'i:' || t.type)
+    SELECT {schema}.workfleet_notify_type(t.type)
     FROM (SELECT DISTINCT type FROM swept WHERE status = 'pending') t
 )
 SELECT s.id, s.status, (SELECT count(*) FROM wake) AS notified FROM swept s;
@@ -249,52 +229,6 @@ ORDER BY i.ord;
 SELECT idempotency_key AS key, id FROM {schema}.workflow_run
 WHERE idempotency_key = ANY(%(keys)s::text[]);
 
--- name: get_run
-SELECT id, type, payload, status, priority, run_at, idempotency_key, attempt, max_attempts,
-       leased_by, lease_until, last_error, result, created_at, updated_at, deleted_at
-FROM {schema}.workflow_run
-WHERE id = %(id)s;
-
--- name: list_runs
-SELECT id, type, payload, status, priority, run_at, idempotency_key, attempt, max_attempts,
-       leased_by, lease_until, last_error, result, created_at, updated_at, deleted_at
-FROM {schema}.workflow_run
-WHERE deleted_at IS NULL
-  AND (%(status)s::text IS NULL OR status = %(status)s::text)
-  AND (%(type_like)s::text IS NULL OR type LIKE %(type_like)s::text)
-ORDER BY created_at DESC, id
-LIMIT %(limit)s;
-
--- name: events
-SELECT id, workflow_id, event_type, data, created_at
-FROM {schema}.workflow_event
-WHERE workflow_id = %(id)s
-ORDER BY id;
-
--- name: cancel
--- Cancel a pending or leased run. The cancellation trigger writes the event and notifies.
-UPDATE {schema}.workflow_run
-SET status = 'cancelled', updated_at = now()
-WHERE id = %(id)s AND status IN ('pending', 'leased')
-RETURNING id;
-
--- name: redrive
--- Give a failed (or cancelled) run a fresh set of attempts, runnable now.
-WITH redriven AS (
-    UPDATE {schema}.workflow_run
-    SET status = 'pending', attempt = 0, run_at = now(), leased_by = NULL,
-        lease_until = NULL, updated_at = now()
-    WHERE id = %(id)s AND status = ANY(%(from_statuses)s::text[]) AND deleted_at IS NULL
-    RETURNING id, type, last_error
-), events AS (
-    INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
-    SELECT id, 'retried', jsonb_build_object('reason', 'redrive', 'previous_error', last_error)
-    FROM redriven
-), wake AS (
-    SELECT pg_notify('workfleet:' || %(schema_name)s::text, 'i:' || type) FROM redriven
-)
-SELECT r.id, (SELECT count(*) FROM wake) AS notified FROM redriven r;
-
 -- name: upsert_registry
 -- Register what this worker executes; never touches is_enabled (operators own that switch).
 INSERT INTO {schema}.workflow_registry (workflow_name, runtime, description)
@@ -303,9 +237,3 @@ ON CONFLICT (workflow_name) DO UPDATE
 SET runtime = EXCLUDED.runtime,
     description = coalesce(EXCLUDED.description, {schema}.workflow_registry.description),
     updated_at = now();
-
--- name: disabled_types
-SELECT workflow_name FROM {schema}.workflow_registry WHERE NOT is_enabled;
-
--- name: db_now
-SELECT now() AS now;

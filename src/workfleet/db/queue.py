@@ -1,0 +1,265 @@
+"""The worker's hot path on PostgreSQL: :class:`workfleet.store.RunQueue` in SQL.
+
+Every method is one statement on an autocommit connection (the lease loops' and the completer's
+kept lanes, else the pool): no transaction is ever held across an await in user code. SQL lives
+in ``sql/runs.sql``. Writes about a claimed run are fenced on its :class:`Lease` (worker and
+lease token); a batch statement never fails because of what one row holds (see the queries'
+comments and :class:`StoreDataError`).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from workfleet.db.queries import Queries, QueryStore
+from workfleet.errors import StoreError
+from workfleet.models import (
+    ClaimedRun,
+    Completion,
+    Enqueued,
+    HeartbeatResult,
+    Lease,
+    NewRun,
+    RegistryEntry,
+    RunStatus,
+)
+from workfleet.store import ClaimFilter, SweepResult
+
+Row = dict[str, Any]
+
+
+def _status(value: str | None) -> RunStatus | None:
+    return None if value is None else RunStatus(value)
+
+
+def decode_payload(text: str | None) -> tuple[Any, str | None]:
+    """A claimed row's payload text as a value, or ``(None, error)`` when it cannot be decoded.
+
+    Decoded here, row by row, rather than by the driver for the whole result: a payload too
+    deeply nested for Python's parser must fail its own run, not the claim of a batch.
+    """
+    if text is None:
+        return None, None
+    try:
+        return json.loads(text), None
+    except (ValueError, RecursionError) as exc:
+        return None, f"payload cannot be decoded: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def completions_json(completions: Sequence[Completion]) -> str:
+    """The ``complete_many`` batch as one JSON document (see the query's comment)."""
+    return json.dumps(
+        [
+            {
+                "id": str(c.lease.run_id),
+                "token": c.lease.token,
+                "status": c.status.value,
+                "event": c.event.value,
+                "consume": c.consume_attempt,
+                "delay": c.delay,
+                "result": c.result_json,
+                "error": c.error,
+                "data": c.event_data,
+                "wake": c.wake,
+            }
+            for c in completions
+        ],
+        default=str,
+        separators=(",", ":"),
+    )
+
+
+def enqueue_params(runs: Sequence[NewRun], ids: Sequence[uuid.UUID] = ()) -> dict[str, Any]:
+    """Bind parameters of ``enqueue_many``, or of ``enqueue_plain`` when ``ids`` are given.
+
+    Raises ``TypeError``/``ValueError`` when a payload is not JSON (NaN and infinity included).
+    """
+    batch = [
+        {
+            "ord": ord_,
+            "id": str(ids[ord_ - 1]) if ids else None,
+            "type": r.type,
+            # no payload means an empty object, as the fake and the CLI treat it
+            "payload": {} if r.payload is None else r.payload,
+            "priority": r.priority,
+            "run_at": None if r.run_at is None else r.run_at.isoformat(),
+            "delay": r.delay,
+            "key": r.idempotency_key,
+            "max_attempts": r.max_attempts,
+        }
+        for ord_, r in enumerate(runs, 1)
+    ]
+    return {"batch": json.dumps(batch, allow_nan=False, separators=(",", ":"))}
+
+
+async def enqueue_on(
+    conn: psycopg.AsyncConnection[Any], q: Queries, runs: Sequence[NewRun]
+) -> list[Enqueued]:
+    """Enqueue ``runs`` on ``conn`` (inside the caller's transaction when there is one)."""
+    plain = all(r.idempotency_key is None for r in runs)
+    ids = [uuid.uuid4() for _ in runs] if plain else []
+    try:
+        params = enqueue_params(runs, ids)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"payload is not JSON-serialisable: {exc}") from exc
+    try:
+        if plain:
+            # nothing can conflict without keys: one INSERT, nothing read back
+            await conn.execute(q["enqueue_plain"], params)
+            return [Enqueued(run_id, True) for run_id in ids]
+        async with conn.cursor(row_factory=dict_row) as cur:
+            await cur.execute(q["enqueue_many"], params)
+            rows = await cur.fetchall()
+            missing = [r["key"] for r in rows if r["id"] is None]
+            found: dict[str, uuid.UUID] = {}
+            if missing:
+                # a duplicate inside this batch, or a concurrent insert that committed after our
+                # statement's snapshot: a second statement sees it
+                await cur.execute(q["ids_by_key"], {"keys": missing})
+                found = {r["key"]: r["id"] for r in await cur.fetchall()}
+    except psycopg.Error as exc:
+        raise StoreError(f"enqueue failed: {type(exc).__name__}: {exc}") from exc
+    result: list[Enqueued] = []
+    for r in rows:
+        run_id = r["id"] if r["id"] is not None else found.get(r["key"])
+        if run_id is None:
+            raise StoreError(f"enqueue of idempotency key {r['key']!r} returned no run id")
+        result.append(Enqueued(run_id, bool(r["created"])))
+    return result
+
+
+class PgQueue(QueryStore):
+    """The hot path in PostgreSQL, through a shared :class:`AsyncConnectionPool`.
+
+    ``lifecycle_events`` False (``WORKFLEET_RUN_EVENTS=failures``) leaves out the ``leased``,
+    ``started`` and ``succeeded`` events; every other event is written as always.
+    """
+
+    def __init__(
+        self, pool: AsyncConnectionPool[Any], schema: str, *, lifecycle_events: bool = True
+    ) -> None:
+        super().__init__(pool, schema)
+        self.lifecycle_events = lifecycle_events
+
+    async def claim(
+        self, worker_id: str, filt: ClaimFilter, limit: int, lease_seconds: float
+    ) -> list[ClaimedRun]:
+        if limit <= 0 or filt.empty:
+            return []
+        rows = await self._fetch(
+            "claim",
+            {
+                "exact": list(filt.exact),
+                "likes": list(filt.likes),
+                "limit": limit,
+                "worker_id": worker_id,
+                "lease": float(lease_seconds),
+                "lifecycle": self.lifecycle_events,
+            },
+            lane=filt,
+        )
+        claimed = []
+        for r in rows:
+            payload, error = decode_payload(r["payload"])
+            claimed.append(
+                ClaimedRun(
+                    id=r["id"],
+                    type=r["type"],
+                    payload=payload,
+                    attempt=r["attempt"],
+                    max_attempts=r["max_attempts"],
+                    priority=r["priority"],
+                    run_at=r["run_at"],
+                    created_at=r["created_at"],
+                    claimed_at=r["claimed_at"],
+                    token=r["lease_token"],
+                    payload_error=error,
+                )
+            )
+        return claimed
+
+    async def next_due(self, filt: ClaimFilter) -> float | None:
+        if filt.empty:
+            return None
+        rows = await self._fetch(
+            "next_due", {"exact": list(filt.exact), "likes": list(filt.likes)}, lane=filt
+        )
+        if not rows or rows[0]["next_run_at"] is None:
+            return None
+        delta: float = (rows[0]["next_run_at"] - rows[0]["db_now"]).total_seconds()
+        return delta
+
+    async def complete_many(
+        self, worker_id: str, completions: Sequence[Completion]
+    ) -> set[uuid.UUID]:
+        if not completions:
+            return set()
+        rows = await self._fetch(
+            "complete_many",
+            {
+                "worker_id": worker_id,
+                "batch": completions_json(completions),
+                "lifecycle": self.lifecycle_events,
+                "wake": any(c.wake for c in completions),
+            },
+            lane="complete",
+        )
+        return {r["id"] for r in rows}
+
+    async def heartbeat_many(
+        self, worker_id: str, leases: Sequence[Lease], lease_seconds: float
+    ) -> list[HeartbeatResult]:
+        if not leases:
+            return []
+        rows = await self._fetch(
+            "heartbeat_many",
+            {
+                "worker_id": worker_id,
+                "ids": [le.run_id for le in leases],
+                "tokens": [le.token for le in leases],
+                "lease": float(lease_seconds),
+            },
+        )
+        return [HeartbeatResult(r["id"], r["held"], _status(r["status"])) for r in rows]
+
+    async def extend_lease(self, worker_id: str, lease: Lease, seconds: float) -> HeartbeatResult:
+        rows = await self._fetch(
+            "extend_lease",
+            {
+                "worker_id": worker_id,
+                "id": lease.run_id,
+                "token": lease.token,
+                "seconds": float(seconds),
+            },
+        )
+        return HeartbeatResult(lease.run_id, rows[0]["held"], _status(rows[0]["status"]))
+
+    async def reclaim_expired(self, limit: int = 1000) -> SweepResult:
+        rows = await self._fetch("reclaim_expired", {"limit": limit})
+        failed = sum(1 for r in rows if r["status"] == RunStatus.FAILED)
+        return SweepResult(requeued=len(rows) - failed, failed=failed)
+
+    async def enqueue_many(self, runs: Sequence[NewRun]) -> list[Enqueued]:
+        if not runs:
+            return []
+        async with self.pool.connection() as conn:
+            return await enqueue_on(conn, self.q, runs)
+
+    async def upsert_registry(self, entries: Sequence[RegistryEntry]) -> None:
+        if not entries:
+            return
+        await self._fetch(
+            "upsert_registry",
+            {
+                "names": [e.workflow_name for e in entries],
+                "runtimes": [e.runtime for e in entries],
+                "descriptions": [e.description for e in entries],
+            },
+        )

@@ -1,0 +1,59 @@
+"""Which lease loops a worker runs: one per configured prefix, each with its claim filter.
+
+Pure: settings and the executor registry in, :class:`LoopSpec` values out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from workfleet.errors import ConfigError
+from workfleet.patterns import TypePattern, claim_filter
+from workfleet.plugins import ExecutorRegistry
+from workfleet.settings import RuntimeSettings
+from workfleet.store import ClaimFilter
+
+
+@dataclass(frozen=True, slots=True)
+class LoopSpec:
+    """One lease loop: its prefix, concurrency, the patterns it serves and its claim filter.
+
+    ``patterns`` is the prefix intersected with each executor pattern: the types this loop may
+    claim, in Python's words; ``filt`` says the same to SQL.
+    """
+
+    pattern: TypePattern
+    concurrency: int
+    patterns: tuple[TypePattern, ...]
+    filt: ClaimFilter
+
+    @classmethod
+    def build(cls, pattern: TypePattern, concurrency: int, registry: ExecutorRegistry) -> LoopSpec:
+        exact, likes = claim_filter(pattern, registry.patterns)
+        candidates = [TypePattern.parse(e) for e in exact] + [
+            p for p in registry.patterns if pattern.intersect(p) is not None
+        ]
+        patterns = tuple(p for p in (pattern.intersect(q) for q in candidates) if p is not None)
+        return cls(pattern, concurrency, patterns, ClaimFilter(tuple(exact), tuple(likes)))
+
+
+def loop_specs(settings: RuntimeSettings, registry: ExecutorRegistry) -> list[LoopSpec]:
+    """The lease loops to run; raise :class:`ConfigError` for a prefix no executor can serve.
+
+    With no prefixes configured, one loop serves every type the plugins execute.
+    """
+    if not settings.prefixes:
+        return [LoopSpec.build(TypePattern.parse("%"), settings.concurrency, registry)]
+    loops = []
+    patterns = registry.patterns
+    for spec in settings.prefixes:
+        if not any(spec.pattern.intersect(p) for p in patterns):
+            raise ConfigError(
+                f"prefix {str(spec.pattern)!r} matches no executor of the installed plugins "
+                f"(executors: {', '.join(map(str, patterns)) or 'none'})",
+                env_var="WORKFLEET_PREFIXES",
+            )
+        loops.append(
+            LoopSpec.build(spec.pattern, spec.concurrency or settings.concurrency, registry)
+        )
+    return loops
