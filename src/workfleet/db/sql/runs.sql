@@ -21,7 +21,7 @@ WITH candidates AS (
       AND (r.type = ANY(%(exact)s::text[]) OR r.type LIKE ANY(%(likes)s::text[]))
       AND NOT EXISTS (
           SELECT 1 FROM {schema}.workflow_registry g
-          WHERE g.workflow_name = r.type AND NOT g.is_enabled
+          WHERE g.workflow_name = r.type AND NOT g.is_enabled AND g.deleted_at IS NULL
       )
     ORDER BY r.priority, r.created_at
     LIMIT %(limit)s
@@ -59,7 +59,7 @@ WHERE r.status = 'pending'
   AND (r.type = ANY(%(exact)s::text[]) OR r.type LIKE ANY(%(likes)s::text[]))
   AND NOT EXISTS (
       SELECT 1 FROM {schema}.workflow_registry g
-      WHERE g.workflow_name = r.type AND NOT g.is_enabled
+      WHERE g.workflow_name = r.type AND NOT g.is_enabled AND g.deleted_at IS NULL
   );
 
 -- name: complete_many
@@ -296,16 +296,24 @@ WITH redriven AS (
 SELECT r.id, (SELECT count(*) FROM wake) AS notified FROM redriven r;
 
 -- name: upsert_registry
--- Register what this worker executes; never touches is_enabled (operators own that switch).
-INSERT INTO {schema}.workflow_registry (workflow_name, runtime, description)
+-- Register what this worker executes; never touches is_enabled of a live row (operators own
+-- that switch). A soft-deleted row (deleted_at set) counts as absent, but workflow_name stays
+-- unique across deleted rows: registering its name brings the row back as a new registration
+-- would be, enabled and with this worker's runtime and description.
+INSERT INTO {schema}.workflow_registry AS g (workflow_name, runtime, description)
 SELECT * FROM unnest(%(names)s::text[], %(runtimes)s::text[], %(descriptions)s::text[])
 ON CONFLICT (workflow_name) DO UPDATE
 SET runtime = EXCLUDED.runtime,
-    description = coalesce(EXCLUDED.description, {schema}.workflow_registry.description),
+    description = CASE WHEN g.deleted_at IS NULL
+                       THEN coalesce(EXCLUDED.description, g.description)
+                       ELSE EXCLUDED.description END,
+    is_enabled = g.is_enabled OR g.deleted_at IS NOT NULL,
+    deleted_at = NULL,
     updated_at = now();
 
 -- name: disabled_types
-SELECT workflow_name FROM {schema}.workflow_registry WHERE NOT is_enabled;
+-- A soft-deleted row disables nothing.
+SELECT workflow_name FROM {schema}.workflow_registry WHERE NOT is_enabled AND deleted_at IS NULL;
 
 -- name: db_now
 SELECT now() AS now;
