@@ -9,75 +9,14 @@ had two ``created`` events and every cancellation two ``cancelled`` events.
 
 from __future__ import annotations
 
-import json
 import uuid
-from datetime import datetime
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
 
+from tests.integration.simple_workflow import CANCEL, LOG_EVENT, client_cancel, client_create
 from workfleet.db.store import PgStore
 from workfleet.models import NewRun, RunStatus
-
-# The statements as simple-workflow's Python client sends them (its placeholders are psycopg2's
-# %s, the same as psycopg's); its Go client sends the same text with $n placeholders.
-CREATE = """
-    INSERT INTO workflow_run (
-        id, type, payload, priority, run_at,
-        idempotency_key, max_attempts
-    ) VALUES (%s, %s, %s, %s, %s, %s, %s)
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING id
-"""
-CANCEL = """
-    UPDATE workflow_run
-    SET status = 'cancelled', updated_at = NOW()
-    WHERE id = %s AND status IN ('pending', 'leased')
-"""
-LOG_EVENT = """
-    INSERT INTO workflow_event (workflow_id, event_type, data)
-    VALUES (%s, %s, %s)
-"""
-
-
-async def _connect(dsn: str, schema: str, autocommit: bool) -> psycopg.AsyncConnection[Any]:
-    conn = await psycopg.AsyncConnection.connect(dsn, autocommit=autocommit)
-    await conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-    await conn.commit()
-    return conn
-
-
-async def client_create(
-    dsn: str, schema: str, run_type: str, key: str | None = None, *, autocommit: bool = False
-) -> uuid.UUID | None:
-    """simple-workflow's create: the INSERT, commit, then its own ``created`` event."""
-    async with await _connect(dsn, schema, autocommit) as conn:
-        cur = await conn.execute(
-            CREATE.encode(),
-            [str(uuid.uuid4()), run_type, json.dumps({"n": 1}), 100, datetime.now(), key, 3],
-        )
-        row = await cur.fetchone()
-        await conn.commit()
-        if row is None:
-            return None
-        await conn.execute(LOG_EVENT.encode(), [row[0], "created", None])
-        await conn.commit()
-        run_id: uuid.UUID = row[0]
-        return run_id
-
-
-async def client_cancel(
-    dsn: str, schema: str, run_id: uuid.UUID, *, autocommit: bool = False
-) -> None:
-    """simple-workflow's cancel: the UPDATE, commit, then its own ``cancelled`` event."""
-    async with await _connect(dsn, schema, autocommit) as conn:
-        cur = await conn.execute(CANCEL.encode(), [run_id])
-        assert cur.rowcount == 1
-        await conn.commit()
-        await conn.execute(LOG_EVENT.encode(), [run_id, "cancelled", None])
-        await conn.commit()
 
 
 async def _events(run_sql: Any, run_id: uuid.UUID) -> list[tuple[str, Any]]:
