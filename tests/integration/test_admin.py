@@ -98,6 +98,31 @@ async def test_invalid_hand_inserted_schedule_is_disabled(admin: AdminStore, run
     assert states == {"bad.v1": False, "good.v1": True}
 
 
+async def test_descriptor_schedules_fire_and_unusable_ones_are_flagged(
+    admin: AdminStore, run_sql: Any
+) -> None:
+    """Rows as simple-workflow's Python client writes them (croniter accepts @hourly): the
+    ticker used to disable them when due. `@every 5m` is accepted by neither, and says so."""
+    await run_sql(
+        "INSERT INTO workflow_schedule (type, schedule, next_run_at) VALUES "
+        "('hourly.v1', '@hourly', date_trunc('second', now()) - interval '1 second'), "
+        "('every.v1', '@every 5m', now() - interval '1 minute')"
+    )
+    problems = {r.type: r.problem for r in await admin.list_schedules()}
+    assert problems["hourly.v1"] is None
+    assert "not supported" in (problems["every.v1"] or "")
+    fired = await admin.tick_schedules()
+    assert [f.type for f in fired] == ["hourly.v1"] and fired[0].run_id is not None
+    records = {r.type: r for r in await admin.list_schedules()}
+    assert records["hourly.v1"].enabled and not records["every.v1"].enabled
+    nxt = records["hourly.v1"].next_run_at
+    assert (nxt.minute, nxt.second) == (0, 0) and nxt > fired[0].fire_at
+    assert records["hourly.v1"].schedule == "@hourly", "a row written elsewhere is kept as is"
+    sid = await admin.add_schedule("daily.v1", "@daily")
+    [added] = [r for r in await admin.list_schedules() if r.id == sid]
+    assert added.schedule == "0 0 * * *", "stored as 5 fields, which every tool reads"
+
+
 async def test_seconds_until_next_schedule(admin: AdminStore) -> None:
     assert await admin.seconds_until_next_schedule() is None
     await admin.add_schedule("x.v1", "* * * * *")

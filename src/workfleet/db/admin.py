@@ -21,7 +21,13 @@ from workfleet.db.queries import QueryStore
 from workfleet.errors import StoreError
 from workfleet.models import RunStatus
 from workfleet.patterns import TypePattern
-from workfleet.schedule import next_fire, schedule_key, validate_cron, validate_timezone
+from workfleet.schedule import (
+    next_fire,
+    schedule_key,
+    schedule_problem,
+    validate_cron,
+    validate_timezone,
+)
 
 Row = dict[str, Any]
 _log = structlog.get_logger("workfleet.schedules")
@@ -102,6 +108,9 @@ class StatusSummary:
 
 @dataclass(frozen=True, slots=True)
 class ScheduleRecord:
+    """A ``workflow_schedule`` row; ``problem`` says why workfleet cannot fire it (its cron
+    expression or timezone, as other tools may write what workfleet does not accept)."""
+
     id: uuid.UUID
     type: str
     payload: Any
@@ -115,6 +124,7 @@ class ScheduleRecord:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    problem: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,7 +270,10 @@ class AdminStore(QueryStore):
 
     async def list_schedules(self, include_deleted: bool = False) -> list[ScheduleRecord]:
         rows = await self._fetch("schedule_list", {"include_deleted": include_deleted})
-        return [ScheduleRecord(**r) for r in rows]
+        return [
+            ScheduleRecord(**r, problem=schedule_problem(r["schedule"], r["timezone"]))
+            for r in rows
+        ]
 
     async def set_schedule_enabled(self, schedule_id: uuid.UUID, enabled: bool) -> bool:
         """Pause or resume; resuming recomputes the next fire time from now (no catch-up)."""
