@@ -14,9 +14,16 @@ from typing import Any
 
 import pytest
 
-from tests.integration.simple_workflow import CANCEL, LOG_EVENT, client_cancel, client_create
+from tests.integration.simple_workflow import (
+    CANCEL,
+    LOG_EVENT,
+    client_cancel,
+    client_create,
+    poller_claim,
+)
 from workfleet.db.store import PgStore
 from workfleet.models import NewRun, RunStatus
+from workfleet.store import ClaimFilter
 
 
 async def _events(run_sql: Any, run_id: uuid.UUID) -> list[tuple[str, Any]]:
@@ -101,3 +108,19 @@ async def test_workfleets_own_paths_write_one_event_per_transition(
         assert [k for k, _ in await _events(run_sql, run_id)] == ["created", "cancelled"]
     [(created,)] = await run_sql("SELECT count(*) FROM workflow_event WHERE event_type = 'created'")
     assert created == 3
+
+
+async def test_first_leased_event_attempt_differs_between_the_two_pollers(
+    pg_dsn: str, schema: str, pg_store: PgStore, run_sql: Any
+) -> None:
+    """Pins what docs/schema.md states: workfleet numbers the try (1 first), simple-workflow's
+    poller writes the attempt column as it claimed it (0 first)."""
+    [theirs, ours] = await pg_store.enqueue_many([NewRun("content.a.v1"), NewRun("billing.a.v1")])
+    claimed = await poller_claim(pg_dsn, schema, "gohost-1", "content.%")
+    assert claimed is not None and claimed["id"] == theirs.id
+    await pg_store.claim("wf-1", ClaimFilter((), ("billing.%",)), 1, 30)
+    leased = await run_sql(
+        "SELECT workflow_id, data FROM workflow_event WHERE event_type = 'leased'"
+    )
+    attempts = {run_id: (data["worker_id"], data["attempt"]) for run_id, data in leased}
+    assert attempts == {theirs.id: ("gohost-1", 0), ours.id: ("wf-1", 1)}
