@@ -124,7 +124,8 @@ class RunStore(Protocol):
         ...
 
     async def upsert_registry(self, entries: Sequence[RegistryEntry]) -> None:
-        """Register executable types; never changes ``is_enabled``."""
+        """Register executable types; never changes ``is_enabled`` of a live row (a soft-deleted
+        row comes back enabled, as a new registration would)."""
         ...
 
     async def db_now(self) -> datetime:

@@ -83,7 +83,7 @@ def test_billing_query_has_the_claims_eligibility() -> None:
         " WHERE r.status = 'pending' AND r.run_at <= now() AND r.deleted_at IS NULL"
         " AND r.type LIKE 'billing.%' AND NOT EXISTS ("
         ' SELECT 1 FROM "workflow".workflow_registry g'
-        " WHERE g.workflow_name = r.type AND NOT g.is_enabled )"
+        " WHERE g.workflow_name = r.type AND NOT g.is_enabled AND g.deleted_at IS NULL )"
         " LIMIT 320 ) AS runnable"
     )
 

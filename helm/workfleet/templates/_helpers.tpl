@@ -122,7 +122,7 @@ escape character `\`); without a trailing `%` the pattern is one exact type.
 
 {{/*
 The KEDA query: this prefix's runnable runs with the claim's eligibility (pending, due, not
-deleted, type matched, type not disabled in workflow_registry). The count stops at
+deleted, type matched, type not disabled by a live workflow_registry row). The count stops at
 maxReplicaCount x target: beyond that the HPA asks for maxReplicaCount anyway, and a huge
 backlog costs no more to count than a full fleet.
 */}}
@@ -138,7 +138,7 @@ SELECT count(*) FROM (
       AND {{ include "workfleet.sqlTypeFilter" . }}
       AND NOT EXISTS (
           SELECT 1 FROM {{ $schema }}.workflow_registry g
-          WHERE g.workflow_name = r.type AND NOT g.is_enabled
+          WHERE g.workflow_name = r.type AND NOT g.is_enabled AND g.deleted_at IS NULL
       )
     LIMIT {{ $limit }}
 ) AS runnable
