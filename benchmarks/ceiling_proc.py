@@ -37,7 +37,7 @@ WITH candidates AS (
       AND (r.type = ANY(%(exact)s::text[]) OR r.type LIKE ANY(%(likes)s::text[]))
       AND NOT EXISTS (
           SELECT 1 FROM {schema}.workflow_registry g
-          WHERE g.workflow_name = r.type AND NOT g.is_enabled
+          WHERE g.workflow_name = r.type AND NOT g.is_enabled AND g.deleted_at IS NULL
       )
     ORDER BY r.priority, r.created_at
     LIMIT %(limit)s

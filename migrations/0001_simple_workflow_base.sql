@@ -45,18 +45,26 @@ CREATE INDEX IF NOT EXISTS idx_workflow_run_deleted_at
 
 COMMENT ON TABLE workflow_run IS 'Durable inbox for async workflow runs';
 
+-- Keyed by a surrogate id with workflow_name UNIQUE, as simple-workflow defines it (column order
+-- included). workfleet before 0004 keyed it by workflow_name: 0004 converts such a table.
 CREATE TABLE IF NOT EXISTS workflow_registry (
-    workflow_name TEXT PRIMARY KEY,
+    id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+    workflow_name TEXT NOT NULL UNIQUE,
     intent_type TEXT NOT NULL DEFAULT 'workflow',
     runtime TEXT NOT NULL,
     is_enabled BOOLEAN NOT NULL DEFAULT true,
     description TEXT,
     created_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
-    updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+    updated_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+    deleted_at TIMESTAMPTZ
 );
 
 CREATE INDEX IF NOT EXISTS idx_workflow_registry_runtime
     ON workflow_registry (runtime, is_enabled);
+
+CREATE INDEX IF NOT EXISTS idx_workflow_registry_deleted_at
+    ON workflow_registry (deleted_at)
+    WHERE deleted_at IS NULL;
 
 CREATE TABLE IF NOT EXISTS workflow_event (
     id BIGSERIAL PRIMARY KEY,

@@ -12,8 +12,8 @@ ALTER TABLE workflow_run ADD COLUMN IF NOT EXISTS lease_token BIGINT;
 COMMENT ON COLUMN workflow_run.lease_token IS
     'workfleet: claims of this run so far minus one (0 = first claim); fences writes per claim';
 
--- The runnable rule, once: a queued run is pending, not soft-deleted, and of a type the
--- registry does not disable. It becomes runnable when `run_at <= now()`. The claim, the
+-- The runnable rule, once: a queued run is pending, not soft-deleted, and of a type no live
+-- (not soft-deleted) registry row disables. It becomes runnable when `run_at <= now()`. The claim, the
 -- next-due query, the pending gauges and the chart's KEDA query all read this view, so they
 -- cannot drift apart; the planner inlines it (the claim keeps its index scan and row locks).
 CREATE OR REPLACE VIEW workfleet_queued AS
@@ -23,7 +23,7 @@ WHERE r.status = 'pending'
   AND r.deleted_at IS NULL
   AND NOT EXISTS (
       SELECT 1 FROM workflow_registry g
-      WHERE g.workflow_name = r.type AND NOT g.is_enabled
+      WHERE g.workflow_name = r.type AND NOT g.is_enabled AND g.deleted_at IS NULL
   );
 
 COMMENT ON VIEW workfleet_queued IS

@@ -1,5 +1,10 @@
 """Cron schedules, pure: validation, the next fire time in a timezone, the idempotency key.
 
+An expression is 5 fields (minute hour day-of-month month day-of-week) or one of the standard
+descriptors ``@yearly @annually @monthly @weekly @daily @midnight @hourly`` (any case, as
+simple-workflow's Python client accepts them), which stand for their 5-field equivalents.
+Nothing else is accepted: no seconds or year field, no ``@every``, no ``TZ=`` prefix.
+
 Fire times are computed in the schedule's own IANA timezone (``0 9 * * *`` in Europe/Paris is
 09:00 Paris time in winter and in summer) and returned as aware UTC datetimes.
 """
@@ -13,11 +18,27 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import croniter
 
 CRON_FIELDS = 5
+DESCRIPTORS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
 
 
 def validate_cron(expr: str) -> str:
-    """Return ``expr`` stripped if it is a valid 5-field cron expression, else ``ValueError``."""
+    """Return the 5-field form of ``expr`` (whitespace normalised, a descriptor translated) if
+    it is a valid expression, else ``ValueError``."""
     text = " ".join(expr.split())
+    text = DESCRIPTORS.get(text.lower(), text)
+    if text.startswith("@"):
+        raise ValueError(
+            f"cron expression {expr!r} is not supported: the descriptors are "
+            f"{', '.join(DESCRIPTORS)}; write anything else as 5 fields"
+        )
     if len(text.split(" ")) != CRON_FIELDS:
         raise ValueError(
             f"cron expression {expr!r} must have 5 fields (minute hour day month weekday)"
@@ -36,6 +57,17 @@ def validate_timezone(name: str) -> str:
             f"unknown timezone {name!r} (use an IANA name such as Europe/Paris)"
         ) from None
     return name
+
+
+def schedule_problem(expr: str, tz: str) -> str | None:
+    """Why a schedule with this expression and timezone cannot fire here, or None. The ticker
+    disables such a schedule when it comes due."""
+    try:
+        validate_cron(expr)
+        validate_timezone(tz)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def next_fire(expr: str, tz: str, after: datetime) -> datetime:

@@ -115,7 +115,8 @@ class RunQueue(Protocol):
         ...
 
     async def upsert_registry(self, entries: Sequence[RegistryEntry]) -> None:
-        """Register executable types; never changes ``is_enabled``."""
+        """Register executable types; never changes ``is_enabled`` of a live row (a soft-deleted
+        row comes back enabled, as a new registration would)."""
         ...
 
 

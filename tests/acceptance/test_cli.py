@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
@@ -121,6 +122,32 @@ async def test_schedule_commands(pg_dsn: str, schema: str) -> None:
     assert json.loads(out) == []
     code, _, err = await run_cli("schedule", "add", "x.v1", "not a cron", env=env)
     assert code == 2
+
+
+async def test_schedule_list_flags_what_workfleet_cannot_fire(
+    pg_dsn: str, schema: str, run_sql: Any
+) -> None:
+    await run_sql(
+        "INSERT INTO workflow_schedule (type, schedule, next_run_at, enabled) VALUES "
+        "('every.v1', '@every 5m', now() + interval '1 hour', true), "
+        "('paused.v1', '0 9 * * *', now() + interval '1 hour', false), "
+        "('hourly.v1', '@hourly', now() + interval '1 hour', true)"
+    )
+    await run_sql("UPDATE workflow_schedule SET timezone = 'Mars/Olympus' WHERE type = 'paused.v1'")
+    env = cli_env(pg_dsn, schema)
+    code, out, _ = await run_cli("schedule", "list", env=env)
+    assert code == 0
+    lines = {line.split()[1]: line for line in out.splitlines()[1:]}
+    assert "NOTE" in out.splitlines()[0]
+    assert "invalid here: cron expression '@every 5m' is not supported" in lines["every.v1"]
+    assert lines["every.v1"].endswith("disabled when due")
+    assert "invalid here: unknown timezone 'Mars/Olympus'" in lines["paused.v1"]
+    assert not lines["paused.v1"].endswith("disabled when due"), "it is disabled already"
+    assert "invalid here" not in lines["hourly.v1"]
+    code, out, _ = await run_cli("schedule", "list", "--json", env=env)
+    problems = {r["type"]: r["problem"] for r in json.loads(out)}
+    assert problems["hourly.v1"] is None
+    assert "not supported" in problems["every.v1"] and "timezone" in problems["paused.v1"]
 
 
 async def test_busy_metrics_port_is_a_configuration_error(pg_dsn: str, schema: str) -> None:

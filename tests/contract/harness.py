@@ -45,6 +45,12 @@ class Harness(Protocol):
     async def registry(self, name: str) -> dict[str, Any] | None:
         """runtime, is_enabled, description of a registry row."""
 
+    async def soft_delete_registry(self, name: str) -> None:
+        """Set a registry row's deleted_at."""
+
+    async def registry_deleted(self, name: str) -> bool:
+        """Whether the registry row is soft-deleted."""
+
 
 @dataclasses.dataclass
 class MemoryHarness:
@@ -86,6 +92,14 @@ class MemoryHarness:
             "is_enabled": row.is_enabled,
             "description": row.description,
         }
+
+    async def soft_delete_registry(self, name: str) -> None:
+        self.store.soft_delete_registry(name)
+
+    async def registry_deleted(self, name: str) -> bool:
+        row = self.store.registry_entry(name)
+        assert row is not None
+        return row.deleted_at is not None
 
 
 @dataclasses.dataclass
@@ -139,6 +153,18 @@ class PgHarness:
             return None
         runtime, is_enabled, description = rows[0]
         return {"runtime": runtime, "is_enabled": is_enabled, "description": description}
+
+    async def soft_delete_registry(self, name: str) -> None:
+        await self.run_sql(
+            "UPDATE workflow_registry SET deleted_at = now() WHERE workflow_name = %s", [name]
+        )
+
+    async def registry_deleted(self, name: str) -> bool:
+        [(deleted,)] = await self.run_sql(
+            "SELECT deleted_at IS NOT NULL FROM workflow_registry WHERE workflow_name = %s",
+            [name],
+        )
+        return bool(deleted)
 
 
 # --- builders shared by the contract tests -----------------------------------------------------

@@ -129,6 +129,24 @@ async def test_deleted_runs_are_never_claimed(store: RunQueue, harness: Harness)
     assert (await record(store, run_id)).deleted_at is not None
 
 
+async def test_a_soft_deleted_registry_row_disables_nothing(
+    store: RunQueue, harness: Harness
+) -> None:
+    """workflow_registry.deleted_at (simple-workflow's soft delete): a deleted row is as if
+    absent, so its is_enabled = false no longer holds its type back."""
+    await harness.set_enabled("t.off.v1", False)
+    off = await enqueue(store, "t.off.v1")
+    later = await enqueue(store, "t.off.v1", delay=60)
+    assert await store.claim(W, ALL, 10, 30) == []
+    assert await store.next_due(only("t.%")) is None
+    await harness.soft_delete_registry("t.off.v1")
+    due = await store.next_due(only("t.%"))
+    assert due is not None and 0 < due <= 60
+    assert [c.id for c in await store.claim(W, ALL, 10, 30)] == [off]
+    await harness.make_due(later)
+    assert [c.id for c in await store.claim(W, ALL, 10, 30)] == [later]
+
+
 async def test_disabled_types_are_not_claimed(store: RunQueue, harness: Harness) -> None:
     await harness.set_enabled("t.off.v1", False)
     off = await enqueue(store, "t.off.v1")

@@ -131,6 +131,30 @@ async def test_upsert_registry_keeps_the_operator_switch(store: RunQueue, harnes
     assert await store.claim(W, ALL, 10, 30) == []
 
 
+async def test_upsert_registry_brings_a_soft_deleted_row_back(
+    store: RunQueue, harness: Harness
+) -> None:
+    """A soft-deleted row counts as absent; workflow_name stays unique across deleted rows, so
+    registering the name revives the row as a new registration would be."""
+    await harness.set_enabled("t.gone.v1", False)
+    await store.upsert_registry([RegistryEntry("t.gone.v1", "old text", "go")])
+    await harness.soft_delete_registry("t.gone.v1")
+    await store.upsert_registry([RegistryEntry("t.gone.v1")])
+    assert await harness.registry("t.gone.v1") == {
+        "runtime": "python",
+        "is_enabled": True,
+        "description": None,
+    }
+    assert not await harness.registry_deleted("t.gone.v1")
+    await harness.set_enabled("t.gone.v1", False)
+    await store.upsert_registry([RegistryEntry("t.gone.v1", "new text")])
+    assert await harness.registry("t.gone.v1") == {
+        "runtime": "python",
+        "is_enabled": False,
+        "description": "new text",
+    }, "a live row keeps the operator's switch"
+
+
 async def test_upsert_registry_rejects_a_type_listed_twice(store: RunQueue) -> None:
     with pytest.raises(StoreError):
         await store.upsert_registry([RegistryEntry("t.a.v1"), RegistryEntry("t.a.v1")])

@@ -79,10 +79,15 @@ async def _seed(conn: psycopg.AsyncConnection[Any], schema: str) -> int:
         ", 'leased', 'w', now() + interval '1 minute'",
     )
     await insert("billing.refund.v1", 8)  # disabled in the registry below
+    # disabled by a soft-deleted registry row, which disables nothing: eligible
+    await insert("billing.retired.v1", 3)
+    eligible += 3
     await conn.execute(
         sql.SQL(
-            "INSERT INTO {} (workflow_name, runtime, is_enabled) VALUES "
-            "('billing.refund.v1', 'python', false), ('billing.invoice.v1', 'python', true)"
+            "INSERT INTO {} (workflow_name, runtime, is_enabled, deleted_at) VALUES "
+            "('billing.refund.v1', 'python', false, NULL), "
+            "('billing.invoice.v1', 'python', true, NULL), "
+            "('billing.retired.v1', 'python', false, now())"
         ).format(registry)
     )
     await conn.execute(sql.SQL("ANALYZE {}").format(table))

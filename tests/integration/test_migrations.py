@@ -21,16 +21,17 @@ from workfleet.models import NewRun
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "simple_workflow_schema.sql"
 
 CATALOG = {
+    # ordinal_position: simple-workflow's tools may rely on column order (SELECT *, COPY)
     "columns": """
-        SELECT table_name, column_name, data_type, column_default, is_nullable
+        SELECT table_name, ordinal_position, column_name, data_type, column_default, is_nullable
         FROM information_schema.columns WHERE table_schema = %(s)s
           AND table_name <> 'goose_db_version'
         ORDER BY 1, 2""",
     "constraints": """
-        SELECT cl.relname, pg_get_constraintdef(c.oid)
+        SELECT cl.relname, c.conname, pg_get_constraintdef(c.oid)
         FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid
         JOIN pg_namespace n ON n.oid = cl.relnamespace
-        WHERE n.nspname = %(s)s AND cl.relname <> 'goose_db_version' ORDER BY 1, 2""",
+        WHERE n.nspname = %(s)s AND cl.relname <> 'goose_db_version' ORDER BY 1, 2, 3""",
     "indexes": """
         SELECT tablename, indexname, replace(indexdef, %(s)s || '.', '')
         FROM pg_indexes WHERE schemaname = %(s)s AND tablename <> 'goose_db_version'
@@ -40,13 +41,17 @@ CATALOG = {
                action_orientation, action_condition
         FROM information_schema.triggers WHERE trigger_schema = %(s)s ORDER BY 1, 2, 3""",
     "functions": """
-        SELECT p.proname, pg_get_function_result(p.oid), p.proconfig
+        SELECT p.proname, pg_get_function_result(p.oid), p.proconfig, p.prosecdef
         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
         WHERE n.nspname = %(s)s ORDER BY 1""",
 }
 
 
-async def _catalog(dsn: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
+async def _catalog(
+    dsn: str, schema: str, *, column_order: bool = True
+) -> dict[str, list[tuple[Any, ...]]]:
+    """The schema's tables, columns, constraints, indexes, triggers and functions, comparable
+    across schemas; ``column_order=False`` compares columns by name only."""
     async with await psycopg.AsyncConnection.connect(dsn) as conn:
         out = {}
         for name, query in CATALOG.items():
@@ -54,6 +59,8 @@ async def _catalog(dsn: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
             rows = await cur.fetchall()
             # function configs pin search_path to the schema: normalise its name
             out[name] = [tuple(str(v).replace(schema, "<schema>") for v in r) for r in rows]
+        if not column_order:
+            out["columns"] = sorted((t, *rest) for t, _position, *rest in out["columns"])
         return out
 
 
@@ -94,10 +101,80 @@ async def test_adopting_simple_workflow_equals_fresh_install(pg_dsn: str) -> Non
         ("11111111-1111-1111-1111-111111111111", "pending"),
         ("22222222-2222-2222-2222-222222222222", "succeeded"),
     ]
-    registry = await _sql(pg_dsn, adopted, "SELECT workflow_name, runtime FROM workflow_registry")
-    assert registry == [("content.thumbnail.v1", "go")]
+    registry = await _sql(
+        pg_dsn, adopted, "SELECT workflow_name, runtime FROM workflow_registry ORDER BY 1"
+    )
+    # the three rows simple-workflow's registry migration seeds, untouched
+    assert registry == [
+        ("content.object_detection.v1", "python"),
+        ("content.ocr.v1", "python"),
+        ("content.thumbnail.v1", "go"),
+    ]
     async with await psycopg.AsyncConnection.connect(pg_dsn) as conn:
         assert await schema_version(conn, adopted) == latest_version()
+
+
+OLD_0001 = FIXTURE.parent / "workfleet_0001_before_0004.sql"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
+
+
+async def test_old_registry_is_converted_by_0004(
+    pg_dsn: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """An install made by workfleet's 0001-0003 (registry keyed by workflow_name), upgraded by
+    0004, has a fresh install's constraints, indexes, triggers and columns; only the order of
+    the registry's columns differs (ALTER TABLE appends)."""
+    import workfleet.db.migrate as migrate_module
+
+    old, fresh = f"wf_old_{uuid.uuid4().hex[:8]}", f"wf_fresh_{uuid.uuid4().hex[:8]}"
+    (tmp_path / "0001_simple_workflow_base.sql").write_text(OLD_0001.read_text())
+    for version in ("0002", "0003"):
+        [path] = MIGRATIONS.glob(f"{version}_*.sql")
+        (tmp_path / path.name).write_text(path.read_text())
+    monkeypatch.setattr(migrate_module, "_migrations_dir", lambda: tmp_path)
+    assert [m.version for m in await migrate(pg_dsn, old)] == [1, 2, 3]
+    monkeypatch.undo()
+    await _sql(
+        pg_dsn,
+        old,
+        "INSERT INTO workflow_registry (workflow_name, runtime, is_enabled) "
+        "VALUES ('a.v1', 'python', true), ('b.v1', 'go', false)",
+    )
+    assert [m.version for m in await migrate(pg_dsn, old)] == list(range(4, latest_version() + 1))
+    await migrate(pg_dsn, fresh)
+
+    assert await _catalog(pg_dsn, old, column_order=False) == await _catalog(
+        pg_dsn, fresh, column_order=False
+    )
+    order = await _sql(
+        pg_dsn,
+        old,
+        "SELECT column_name FROM information_schema.columns "
+        "WHERE table_schema = current_schema() AND table_name = 'workflow_registry' "
+        "ORDER BY ordinal_position",
+    )
+    assert [c for (c,) in order] == [
+        "workflow_name", "intent_type", "runtime", "is_enabled", "description",
+        "created_at", "updated_at", "id", "deleted_at",
+    ]  # fmt: skip
+    rows = await _sql(
+        pg_dsn,
+        old,
+        "SELECT workflow_name, is_enabled, deleted_at FROM workflow_registry ORDER BY 1",
+    )
+    assert rows == [("a.v1", True, None), ("b.v1", False, None)]
+    [(ids,)] = await _sql(pg_dsn, old, "SELECT count(DISTINCT id) FROM workflow_registry")
+    assert ids == 2, "every existing row got its own id"
+
+    # 0004 again is a no-op, on the converted install and on a fresh one
+    [path] = MIGRATIONS.glob("0004_*.sql")
+    before = await _catalog(pg_dsn, old)
+    await _sql(pg_dsn, old, path.read_text())
+    await _sql(pg_dsn, fresh, path.read_text())
+    assert await _catalog(pg_dsn, old) == before
+    assert await _catalog(pg_dsn, fresh, column_order=False) == await _catalog(
+        pg_dsn, old, column_order=False
+    )
 
 
 async def test_require_schema(pg_dsn: str, schema_name: str) -> None:

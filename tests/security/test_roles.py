@@ -94,6 +94,36 @@ async def test_producer_enqueues_reads_status_and_nothing_else(pg_dsn: str, sche
             assert await cur.fetchone() == ("cancelled",)
 
 
+async def test_a_producer_writing_its_own_events_gets_no_duplicates(
+    pg_dsn: str, schema: str
+) -> None:
+    """simple-workflow's clients, run as the producer role, log their own `created` and
+    `cancelled` events; the dedupe check reads events the role may not read, and still drops
+    the duplicates instead of failing the INSERT."""
+    async with applied_roles(pg_dsn, schema) as roles:
+        conn = await _as(dsn_as(pg_dsn, roles.login(roles.producer)), schema)
+        async with conn:
+            cur = await conn.execute(
+                "INSERT INTO workflow_run (type, payload) VALUES ('sec.echo.v1', '{}') RETURNING id"
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            log = "INSERT INTO workflow_event (workflow_id, event_type) VALUES (%s, %s)"
+            cur = await conn.execute(log, [row[0], "created"])
+            assert cur.rowcount == 0
+            await conn.execute("SELECT workfleet_cancel_run(%s)", [row[0]])
+            cur = await conn.execute(log, [row[0], "cancelled"])
+            assert cur.rowcount == 0
+            await _denied(conn, "SELECT event_type FROM workflow_event")
+        admin = await _as(pg_dsn, schema)
+        async with admin:
+            cur = await admin.execute(
+                "SELECT event_type FROM workflow_event WHERE workflow_id = %s ORDER BY id",
+                [row[0]],
+            )
+            assert await cur.fetchall() == [("created",), ("cancelled",)]
+
+
 async def test_worker_runs_with_only_its_role(pg_dsn: str, schema: str) -> None:
     async with applied_roles(pg_dsn, schema) as roles:
         worker_dsn = dsn_as(pg_dsn, roles.login(roles.worker))

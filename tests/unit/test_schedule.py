@@ -1,4 +1,5 @@
-"""Cron logic: 5 fields, IANA timezones across DST, the simple-workflow key format."""
+"""Cron logic: 5 fields or a descriptor, IANA timezones across DST, the simple-workflow key
+format."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ from datetime import UTC, datetime
 
 import pytest
 
-from workfleet.schedule import next_fire, schedule_key, validate_cron, validate_timezone
+from workfleet.schedule import (
+    next_fire,
+    schedule_key,
+    schedule_problem,
+    validate_cron,
+    validate_timezone,
+)
 
 
 def test_next_fire_in_timezone_across_dst() -> None:
@@ -25,6 +32,48 @@ def test_next_fire_in_timezone_across_dst() -> None:
 def test_invalid_cron(bad: str) -> None:
     with pytest.raises(ValueError, match="cron"):
         validate_cron(bad)
+
+
+@pytest.mark.parametrize(
+    ("descriptor", "fields"),
+    [
+        ("@yearly", "0 0 1 1 *"),
+        ("@annually", "0 0 1 1 *"),
+        ("@monthly", "0 0 1 * *"),
+        ("@weekly", "0 0 * * 0"),
+        ("@daily", "0 0 * * *"),
+        ("@midnight", "0 0 * * *"),
+        ("@hourly", "0 * * * *"),
+        ("@HOURLY", "0 * * * *"),
+        ("  @daily ", "0 0 * * *"),
+    ],
+)
+def test_descriptors_become_five_fields(descriptor: str, fields: str) -> None:
+    """simple-workflow's Python client (croniter) accepts the standard descriptors in any case;
+    workfleet used to disable such a schedule when it came due."""
+    assert validate_cron(descriptor) == fields
+    after = datetime(2026, 5, 17, 10, 30, tzinfo=UTC)
+    assert next_fire(descriptor, "Europe/Paris", after) == next_fire(fields, "Europe/Paris", after)
+
+
+def test_hourly_and_weekly_fire_times() -> None:
+    after = datetime(2026, 5, 13, 10, 30, tzinfo=UTC)  # a Wednesday
+    assert next_fire("@hourly", "UTC", after) == datetime(2026, 5, 13, 11, tzinfo=UTC)
+    assert next_fire("@weekly", "UTC", after) == datetime(2026, 5, 17, tzinfo=UTC)  # Sunday
+
+
+@pytest.mark.parametrize(
+    "bad", ["@every 5m", "@reboot", "@fortnightly", "@hourly 5", "0 * * * * 30", "TZ=UTC 0 9 * * *"]
+)
+def test_everything_else_stays_strict(bad: str) -> None:
+    with pytest.raises(ValueError, match="cron"):
+        validate_cron(bad)
+
+
+def test_schedule_problem() -> None:
+    assert schedule_problem("@daily", "Europe/Paris") is None
+    assert "not supported" in (schedule_problem("@every 5m", "UTC") or "")
+    assert "timezone" in (schedule_problem("0 9 * * *", "Mars/Olympus") or "")
 
 
 def test_invalid_timezone() -> None:

@@ -122,8 +122,8 @@ escape character `\`); without a trailing `%` the pattern is one exact type.
 
 {{/*
 The KEDA query: this prefix's runnable runs, read from the schema's `workfleet_queued` view, the
-one definition of the claim's eligibility (pending, not deleted, type not disabled in
-workflow_registry) that the worker's claim reads too; plus due and type matched. The count stops at
+one definition of the claim's eligibility (pending, not deleted, type not disabled by a live
+workflow_registry row) that the worker's claim reads too; plus due and type matched. The count stops at
 maxReplicaCount x target: beyond that the HPA asks for maxReplicaCount anyway, and a huge
 backlog costs no more to count than a full fleet.
 */}}

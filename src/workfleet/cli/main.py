@@ -159,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
         "status",
         commands.status,
         "counts by type and status, oldest pending, live "
-        "workers, and pending types no live worker executes",
+        "workers, other workers, and pending types nobody serves",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
 

@@ -74,10 +74,30 @@ def render_status(summary: Any, schema: str) -> str:
                 ],
             )
         )
+    within = age(summary.other_workers_within)
+    others = summary.other_workers
+    if others:
+        out.append("")
+        out.append(f"other workers (not workfleet; ran runs in the last {within}): {len(others)}")
+        out.append(
+            table(
+                ["WORKER", "TYPES", "RUNS", "LAST SEEN"],
+                [
+                    [
+                        o.worker_id,
+                        ",".join(o.types),
+                        o.runs,
+                        o.last_seen_at.isoformat(timespec="seconds"),
+                    ]
+                    for o in others
+                ],
+            )
+        )
     if summary.unserved_types:
         out.append("")
         out.append(
-            "pending types no live worker can execute: " + ", ".join(sorted(summary.unserved_types))
+            f"pending types no live worker can execute (nor ran in the last {within}): "
+            + ", ".join(sorted(summary.unserved_types))
         )
     return "\n".join(out)
 

@@ -27,7 +27,11 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 
     ap = action("add", add, "add a schedule")
     ap.add_argument("type", help="run type to create, e.g. reports.daily.v1")
-    ap.add_argument("cron", help="5-field cron expression, e.g. '0 9 * * *'")
+    ap.add_argument(
+        "cron",
+        help="5-field cron expression, e.g. '0 9 * * *', or @hourly, @daily, @weekly, "
+        "@monthly, @yearly (stored as 5 fields)",
+    )
     ap.add_argument("--tz", default="UTC", help="IANA timezone of the cron fields (default UTC)")
     ap.add_argument("--payload", default="{}", help="JSON payload of every run (default {})")
     ap.add_argument("--priority", type=int, default=100)
@@ -77,7 +81,7 @@ async def list_(args: argparse.Namespace) -> int:
         return 0
     print(
         table(
-            ["ID", "TYPE", "CRON", "TZ", "ENABLED", "NEXT RUN", "LAST RUN"],
+            ["ID", "TYPE", "CRON", "TZ", "ENABLED", "NEXT RUN", "LAST RUN", "NOTE"],
             [
                 [
                     r.id,
@@ -87,12 +91,20 @@ async def list_(args: argparse.Namespace) -> int:
                     "yes" if r.enabled else "no",
                     r.next_run_at.isoformat(timespec="seconds"),
                     r.last_run_at.isoformat(timespec="seconds") if r.last_run_at else None,
+                    note(r.problem, r.enabled),
                 ]
                 for r in records
             ],
         )
     )
     return 0
+
+
+def note(problem: str | None, enabled: bool) -> str | None:
+    """The NOTE of a schedule workfleet cannot fire (another tool may have written it)."""
+    if problem is None:
+        return None
+    return f"invalid here: {problem}" + (" - disabled when due" if enabled else "")
 
 
 async def _toggle(args: argparse.Namespace, verb: str) -> int:

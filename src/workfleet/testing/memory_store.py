@@ -43,7 +43,7 @@ from workfleet.testing.pgvalues import (
     plus_seconds,
     to_jsonb,
 )
-from workfleet.testing.rows import RegistryRow, StoredRun
+from workfleet.testing.rows import RegistryRow, StoredRun, registered
 
 INT4_MAX = 2**31 - 1
 
@@ -76,6 +76,14 @@ class MemoryStore:
             row = RegistryRow(run_type, "python", enabled, None, now, now)
         self._registry[run_type] = replace(row, is_enabled=enabled, updated_at=now)
 
+    def soft_delete_registry(self, run_type: str) -> None:
+        """Set the registry row's ``deleted_at``, as an operator would; it then disables nothing."""
+        row = self._registry.get(run_type)
+        if row is None:
+            raise KeyError(f"no registry row {run_type!r}")
+        now = self.clock.now()
+        self._registry[run_type] = replace(row, deleted_at=now, updated_at=now)
+
     def registry_entry(self, run_type: str) -> RegistryRow | None:
         """The registry row of ``run_type``, or None."""
         return self._registry.get(run_type)
@@ -107,7 +115,8 @@ class MemoryStore:
         ):
             return False
         entry = self._registry.get(run_type)
-        return entry is None or entry.is_enabled
+        # a soft-deleted row disables nothing
+        return entry is None or entry.is_enabled or entry.deleted_at is not None
 
     def _pending(self, filt: ClaimFilter) -> list[StoredRun]:
         return [
@@ -412,16 +421,8 @@ class MemoryStore:
             )
         now = self.clock.now()
         for e in entries:
-            old = self._registry.get(e.workflow_name)
-            if old is None:
-                self._registry[e.workflow_name] = RegistryRow(
-                    e.workflow_name, e.runtime, True, e.description, now, now
-                )
-            else:
-                description = old.description if e.description is None else e.description
-                self._registry[e.workflow_name] = replace(
-                    old, runtime=e.runtime, description=description, updated_at=now
-                )
+            name = e.workflow_name
+            self._registry[name] = registered(self._registry.get(name), e, now)
 
     async def db_now(self) -> datetime:
         await asyncio.sleep(0)

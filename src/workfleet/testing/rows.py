@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import copy
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from workfleet.models import RunRecord, RunStatus
+from workfleet.models import RegistryEntry, RunRecord, RunStatus
 
 
 @dataclass
@@ -57,7 +57,7 @@ class StoredRun:
 
 @dataclass(frozen=True, slots=True)
 class RegistryRow:
-    """One ``workflow_registry`` row as the fake holds it."""
+    """One ``workflow_registry`` row as the fake holds it (its ``id`` is not modelled)."""
 
     workflow_name: str
     runtime: str
@@ -66,3 +66,23 @@ class RegistryRow:
     created_at: datetime
     updated_at: datetime
     intent_type: str = "workflow"
+    deleted_at: datetime | None = None
+
+
+def registered(old: RegistryRow | None, entry: RegistryEntry, now: datetime) -> RegistryRow:
+    """The row ``upsert_registry`` leaves for ``entry``: a new row is enabled; a live row keeps
+    its ``is_enabled`` (and its description when the entry has none); a soft-deleted row comes
+    back as a new registration would be."""
+    if old is None:
+        return RegistryRow(entry.workflow_name, entry.runtime, True, entry.description, now, now)
+    if old.deleted_at is not None:
+        return replace(
+            old,
+            runtime=entry.runtime,
+            description=entry.description,
+            is_enabled=True,
+            deleted_at=None,
+            updated_at=now,
+        )
+    description = old.description if entry.description is None else entry.description
+    return replace(old, runtime=entry.runtime, description=description, updated_at=now)

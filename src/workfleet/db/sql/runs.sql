@@ -230,10 +230,17 @@ SELECT idempotency_key AS key, id FROM {schema}.workflow_run
 WHERE idempotency_key = ANY(%(keys)s::text[]);
 
 -- name: upsert_registry
--- Register what this worker executes; never touches is_enabled (operators own that switch).
-INSERT INTO {schema}.workflow_registry (workflow_name, runtime, description)
+-- Register what this worker executes; never touches is_enabled of a live row (operators own
+-- that switch). A soft-deleted row (deleted_at set) counts as absent, but workflow_name stays
+-- unique across deleted rows: registering its name brings the row back as a new registration
+-- would be, enabled and with this worker's runtime and description.
+INSERT INTO {schema}.workflow_registry AS g (workflow_name, runtime, description)
 SELECT * FROM unnest(%(names)s::text[], %(runtimes)s::text[], %(descriptions)s::text[])
 ON CONFLICT (workflow_name) DO UPDATE
 SET runtime = EXCLUDED.runtime,
-    description = coalesce(EXCLUDED.description, {schema}.workflow_registry.description),
+    description = CASE WHEN g.deleted_at IS NULL
+                       THEN coalesce(EXCLUDED.description, g.description)
+                       ELSE EXCLUDED.description END,
+    is_enabled = g.is_enabled OR g.deleted_at IS NOT NULL,
+    deleted_at = NULL,
     updated_at = now();
