@@ -76,8 +76,10 @@ async def main(args: argparse.Namespace) -> int:
     line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
     if line.strip() != "go":
         return 1
+    cpu_before = time.process_time()
     code = await worker.run()
     result = {
+        "cpu_seconds": time.process_time() - cpu_before,
         "first_start": FIRST_START[0] if FIRST_START else None,
         "starts": STARTS,
         "worker_id": settings.worker_id,

@@ -244,6 +244,7 @@ class DrainResult:
     done: int
     peak_rss_kib: int
     hwm_kib: int
+    cpu_seconds: float = 0.0  # the worker processes' own CPU, start to stop
 
 
 def drain_workers(
@@ -294,6 +295,7 @@ def drain_workers(
         done,
         max(sampler.peak_kib.values()),
         max(sampler.hwm_kib.values()),
+        sum(float(r.get("cpu_seconds", 0.0)) for r in results),
     )
 
 

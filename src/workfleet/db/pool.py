@@ -1,10 +1,13 @@
-"""Opening connection pools, and how every workfleet connection reads values.
+"""Opening connection pools, and reading timestamps a hand-written row may hold.
 
-Every pool workfleet opens (worker, CLI, client) goes through :func:`open_pool`, so they share
-one connection setup: :func:`configure_connection` teaches psycopg to read the timestamps
-``infinity`` and ``-infinity``, which a hand-written row may hold and which Python's
-``datetime`` cannot represent. Without it, one such row would make every statement that returns
-it fail in the driver — a claim would lease a whole batch and deliver none of it.
+Every pool workfleet opens (worker, CLI, client) goes through :func:`open_pool`.
+
+``infinity`` and ``-infinity`` are valid ``timestamptz`` values that Python's ``datetime``
+cannot represent: without care, one such row makes every statement that returns it fail in the
+driver (a claim would lease a whole batch and deliver none of it). They are read as
+:data:`FAR_FUTURE` and :data:`FAR_PAST`: the hot path's statements clamp them in SQL (the
+driver's C loader stays in use: a Python loader costs about a tenth of a no-op run's CPU), and
+every other statement reads through :func:`tolerate_infinity`.
 """
 
 from __future__ import annotations
@@ -13,15 +16,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
+from psycopg.abc import AdaptContext
 from psycopg.types.datetime import TimestamptzLoader
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from workfleet.dsn import redact
 from workfleet.errors import StoreError
 
-# Stand-ins for the infinite timestamps: the ends of Python's calendar.
-FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
-FAR_PAST = datetime.min.replace(tzinfo=UTC)
+# Stand-ins for the infinite timestamps, a year inside each end of Python's calendar so that no
+# session time zone can push them out of it (the claim's SQL clamps to the same two values).
+FAR_FUTURE = datetime(9998, 12, 31, tzinfo=UTC)
+FAR_PAST = datetime(2, 1, 1, tzinfo=UTC)
 
 
 class _InfinityTolerantLoader(TimestamptzLoader):
@@ -37,13 +42,10 @@ class _InfinityTolerantLoader(TimestamptzLoader):
         return value
 
 
-def configure_connection(conn: psycopg.AsyncConnection[Any]) -> None:
-    """Adapt ``conn`` as every workfleet connection is adapted (see the module docstring)."""
-    conn.adapters.register_loader("timestamptz", _InfinityTolerantLoader)
-
-
-async def _configure(conn: psycopg.AsyncConnection[Any]) -> None:
-    configure_connection(conn)
+def tolerate_infinity(context: AdaptContext) -> None:
+    """Read ``±infinity`` timestamps on ``context`` (a cursor or a connection) as
+    :data:`FAR_FUTURE` / :data:`FAR_PAST`."""
+    context.adapters.register_loader("timestamptz", _InfinityTolerantLoader)
 
 
 async def open_pool(
@@ -69,7 +71,6 @@ async def open_pool(
         max_size=max_size,
         open=False,
         kwargs=kwargs,
-        configure=_configure,
         timeout=connect_timeout,
         name=name,
     )

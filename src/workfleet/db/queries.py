@@ -19,6 +19,7 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from workfleet.db.lanes import Lanes
+from workfleet.db.pool import tolerate_infinity
 from workfleet.errors import StoreDataError, StoreError
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
@@ -67,6 +68,12 @@ class Queries:
 # generic plan must serve every combination of filters and serves none of them well.
 UNPREPARED = frozenset({"complete_many", "heartbeat_many", "query_runs", "count_runs"})
 
+# The worker's hot path keeps psycopg's C timestamp loader: these statements return no
+# timestamp, or clamp the infinite ones in SQL (see workfleet.db.pool).
+HOT_PATH = frozenset(
+    {"claim", "next_due", "complete_many", "heartbeat_many", "extend_lease", "reclaim_expired"}
+)
+
 # Errors that come from what a statement was given or found (a value out of range, a broken
 # invariant, a limit), not from the connection: the same statement fails the same way again.
 _DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded)
@@ -89,6 +96,8 @@ async def fetch(
     prepare = False if name in UNPREPARED else None
     try:
         async with connection as conn, conn.cursor(row_factory=dict_row) as cur:
+            if name not in HOT_PATH:
+                tolerate_infinity(cur)
             await cur.execute(queries[name], params, prepare=prepare)
             return await cur.fetchall() if cur.description else []
     except _DATA_ERRORS as exc:

@@ -62,6 +62,10 @@ async def settled(future: asyncio.Future[Any], timeout: float | None) -> bool:
     return future.done()
 
 
+def _ignore_loss(status: RunStatus | None) -> None:
+    """A session's ``on_lost`` before an execution takes it, and after it is finished."""
+
+
 class RunSession:
     """The lease of one claimed run as its execution holds it: extend it, learn it is lost.
 
@@ -75,7 +79,7 @@ class RunSession:
         self.lease = lease
         self.queue = queue
         self.worker_id = worker_id
-        self.on_lost: Callable[[RunStatus | None], None] = lambda status: None
+        self.on_lost: Callable[[RunStatus | None], None] = _ignore_loss
 
     async def extend(self, seconds: float) -> bool:
         """Extend the lease to at least ``seconds`` from now (audited); False when it is gone."""
@@ -147,6 +151,14 @@ class Execution:
         if self._thread_future is None:
             raise RuntimeError("not a sync execution")
         self._thread_future.add_done_callback(lambda _f: callback())
+
+    def release(self) -> None:
+        """Drop the references that tie this execution, its session and its run into a cycle,
+        so that all three are freed at once instead of by the cyclic garbage collector (which
+        would otherwise cost several microseconds per run)."""
+        self.session.on_lost = _ignore_loss
+        self.run = None
+        self._inner = None
 
     # --- stopping ---------------------------------------------------------------------------------
 

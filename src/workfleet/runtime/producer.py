@@ -73,8 +73,6 @@ class Producer:
         self._stopping = False
         self._wake = asyncio.Event()
         self._wake_source: WakeSource = "start"
-        self._all_written = asyncio.Event()
-        self._all_written.set()
 
     # --- signals from the outside ---------------------------------------------------------
 
@@ -225,7 +223,6 @@ class Producer:
     def _submit(self, execution: Execution, decision: Decision) -> None:
         assert decision.completion is not None  # noqa: S101 - callers checked
         self.unwritten += 1
-        self._all_written.clear()
         written = self.completer.submit(decision.completion)
         written.add_done_callback(partial(self._written, execution, decision))
 
@@ -233,9 +230,10 @@ class Producer:
         self, execution: Execution, decision: Decision, written: asyncio.Future[bool]
     ) -> None:
         self.unwritten -= 1
-        if self.unwritten == 0:
-            self._all_written.set()
-        applied = not written.cancelled() and written.exception() is None and written.result()
+        try:
+            applied = written.result()
+        except (asyncio.CancelledError, StoreError):  # torn down: not written
+            applied = False
         completion, outcome = decision.completion, decision.outcome
         if applied and completion is not None and completion.delay is not None:
             # back to pending in the future: this loop wakes exactly when it is due
@@ -249,6 +247,7 @@ class Producer:
 
     def _finish(self, execution: Execution, outcome: Outcome) -> None:
         self.executions.pop(execution.id, None)
+        execution.release()
         seconds = time.monotonic() - execution.started
         if outcome is Outcome.LEASE_LOST:
             self.observer.lease_lost(self.name)
@@ -312,7 +311,3 @@ class Producer:
                 self._submit(execution, Decision(Outcome.RELEASED, release))
                 self.executions.pop(execution.id, None)
         return len(leftover)
-
-    async def written(self) -> None:
-        """Wait until every outcome this loop submitted is written (or given up)."""
-        await self._all_written.wait()

@@ -35,7 +35,12 @@ WITH candidates AS (
     FROM candidates c
     WHERE r.id = c.id
     RETURNING r.id, r.type, r.payload::text AS payload, r.attempt, r.max_attempts, r.priority,
-              r.run_at, r.created_at, r.lease_token
+              -- a hand-written +/-infinity is clamped to the ends workfleet.db.pool reads
+              least(greatest(r.run_at, '0002-01-01 00:00:00+00'), '9998-12-31 00:00:00+00')
+                  AS run_at,
+              least(greatest(r.created_at, '0002-01-01 00:00:00+00'), '9998-12-31 00:00:00+00')
+                  AS created_at,
+              r.lease_token
 ), events AS (
     INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
     SELECT c.id, e.event_type,
@@ -51,7 +56,7 @@ ORDER BY c.priority, c.created_at;
 -- When the loop found less work than it had slots: the earliest future run it could claim,
 -- so it sleeps until then instead of a full poll interval. Runs due now are not counted:
 -- if one was not claimed, another worker holds its row lock.
-SELECT min(q.run_at) AS next_run_at, now() AS db_now
+SELECT min(least(q.run_at, '9998-12-31 00:00:00+00')) AS next_run_at, now() AS db_now
 FROM {schema}.workfleet_queued q
 WHERE q.run_at > now()
   AND (q.type = ANY(%(exact)s::text[]) OR q.type LIKE ANY(%(likes)s::text[]));
