@@ -27,7 +27,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from workfleet.db.store import PgStore, enqueue_on
 from workfleet.dsn import ResolvedDsn, redact, resolve_dsn, validate_schema_name
 from workfleet.errors import ConfigError, StoreError
-from workfleet.models import Enqueued, Event, NewRun, RunRecord, RunStatus
+from workfleet.models import MAX_TYPE_BYTES, Enqueued, Event, NewRun, RunRecord, RunStatus
 from workfleet.patterns import TypePattern
 from workfleet.settings import Settings, load_settings
 
@@ -42,6 +42,11 @@ def check_new_run(run: NewRun) -> NewRun:
     """
     if not isinstance(run.type, str) or not run.type.strip():
         raise ValueError("run type must be a non-empty string")
+    size = len(run.type.encode("utf-8", "surrogatepass"))
+    if size > MAX_TYPE_BYTES:
+        raise ValueError(
+            f"run type is {size} bytes long; the limit is {MAX_TYPE_BYTES} bytes (UTF-8)"
+        )
     if run.run_at is not None and run.delay is not None:
         raise ValueError(f"{run.type}: give run_at or delay, not both")
     if run.run_at is not None and run.run_at.tzinfo is None:

@@ -60,6 +60,10 @@ class Fail(ControlSignal):
     """Fail the run now, whatever attempts remain. ``str(exc)`` becomes ``last_error``."""
 
 
+# The longest run type, in UTF-8 bytes: the INSERT trigger refuses longer ones (migration 0005),
+# the client before anything is sent.
+MAX_TYPE_BYTES = 255
+
 MAX_DELAY_SECONDS = 10 * 366 * 86_400.0  # ten years: far past any backoff, far inside SQL's range
 
 

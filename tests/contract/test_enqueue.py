@@ -85,3 +85,18 @@ async def test_unstorable_payload_inserts_nothing(store: RunQueue, bad: object) 
     with pytest.raises(StoreError):
         await store.enqueue_many([NewRun("t.ok.v1", {"fine": True}), NewRun("t.bad.v1", bad)])
     assert await store.list_runs() == [], "one bad row fails the whole batch"
+
+
+@pytest.mark.parametrize(
+    "too_long", ["t." + "x" * 254, "t." + "é" * 127], ids=["ascii", "two-byte"]
+)
+async def test_a_type_over_255_bytes_is_refused_and_inserts_nothing(
+    store: RunQueue, too_long: str
+) -> None:
+    """The limit counts UTF-8 bytes: 127 'é' are 254 bytes, plus 't.' 256."""
+    fits = "t." + "é" * 126  # 254 bytes
+    [ok] = await store.enqueue_many([NewRun(fits, {})])
+    assert ok.created
+    with pytest.raises(StoreError, match="255 bytes"):
+        await store.enqueue_many([NewRun("t.a.v1", {}), NewRun(too_long, {})])
+    assert [r.type for r in await store.list_runs(limit=10)] == [fits]

@@ -218,6 +218,7 @@ async def test_one_bad_run_sends_none_of_the_batch(client: Client, pg_dsn: str) 
         ({"payload": {"x": object()}}, "not JSON-serialisable"),
         ({"payload": {"x": float("nan")}}, "not JSON-serialisable"),
         ({"payload": b"bytes"}, "not JSON-serialisable"),
+        ({"type": "t." + "é" * 127}, "256 bytes long; the limit is 255 bytes"),
     ],
 )
 async def test_rejects_bad_input_before_touching_the_database(

@@ -332,3 +332,40 @@ async def test_claimed_runs_start_before_the_next_due_round_trip() -> None:
     finally:
         await engine.stop(0.5)
         await asyncio.wait_for(task, 5)
+
+
+async def test_the_default_timeout_and_backoff_come_from_the_settings() -> None:
+    """WORKFLEET_DEFAULT_TIMEOUT applies to executors without a timeout of their own, and
+    WORKFLEET_BACKOFF* to executors without a backoff of their own."""
+    plugin = Plugin("defaults")
+
+    @plugin.executor("d.forever.v1", max_attempts=2)
+    async def forever(run: Run[Any]) -> None:
+        await asyncio.Event().wait()
+
+    store = MemoryStore(ManualClock())
+    observer = RecordingObserver()
+    settings = RuntimeSettings(
+        worker_id="w1",
+        prefixes=["d.%=1"],
+        poll_interval=3600,
+        fetch_cooldown=0,
+        cancel_grace=0.01,
+        default_timeout=0.05,
+        backoff="constant",
+        backoff_base_seconds=42,
+    )
+    registry = ExecutorRegistry.from_plugins([plugin])
+    engine = Engine(store, registry, settings, observer, structlog.get_logger())
+    task = asyncio.create_task(engine.run())
+    try:
+        [run] = await store.enqueue_many([NewRun("d.forever.v1", {})])
+        engine.notify_inserted("d.forever.v1")
+        await observer.wait_for(lambda: observer.outcomes[Outcome.TIMED_OUT] == 1)
+        await engine.completer.wait_idle()
+        record = await store.get(run.id)
+        assert (record.status, record.last_error) == (RunStatus.PENDING, "timed out after 0.05s")
+        assert (record.run_at - record.updated_at).total_seconds() == 42
+    finally:
+        await engine.stop(0.5)
+        await asyncio.wait_for(task, 5)

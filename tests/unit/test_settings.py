@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 
 import pytest
+from pydantic import ValidationError
 
 from workfleet.errors import ConfigError
 from workfleet.patterns import TypePattern
+from workfleet.retry import QuadraticBackoff
 from workfleet.settings import PrefixSpec, load_settings
 
 PASSWORD = "hunter2-not-for-logs"
@@ -186,3 +188,56 @@ def test_password_never_in_errors_about_the_url_itself(monkeypatch: pytest.Monke
     error = _config_error(monkeypatch, "WORKFLEET_CONCURRENCY", f"postgresql://u:{PASSWORD}@h/db")
     assert PASSWORD not in str(error)
     assert error.env_var == "WORKFLEET_CONCURRENCY"
+
+
+# --- parts, default timeout and backoff ----------------------------------------------------------
+
+
+def test_parts_are_frozen_copies_of_the_validated_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WORKFLEET_LEASE_SECONDS", "90")
+    monkeypatch.setenv("WORKFLEET_HTTP_PORT", "9999")
+    monkeypatch.setenv("WORKFLEET_RETENTION_FAILED_DAYS", "3")
+    s = load_settings()
+    assert (s.runtime.lease_seconds, s.runtime.heartbeat_interval) == (90.0, 30.0)
+    assert s.http.http_port == 9999
+    assert s.maintenance.retention_failed_days == 3
+    assert s.runtime is s.runtime, "built once"
+    with pytest.raises(ValidationError):
+        s.runtime.lease_seconds = 1  # type: ignore[misc]
+
+
+def test_default_timeout_and_backoff_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().runtime.default_timeout is None
+    assert load_settings().runtime.backoff_policy() == QuadraticBackoff()
+    monkeypatch.setenv("WORKFLEET_DEFAULT_TIMEOUT", "45")
+    monkeypatch.setenv("WORKFLEET_BACKOFF", "exponential")
+    monkeypatch.setenv("WORKFLEET_BACKOFF_BASE_SECONDS", "2")
+    monkeypatch.setenv("WORKFLEET_BACKOFF_MAX_SECONDS", "600")
+    monkeypatch.setenv("WORKFLEET_BACKOFF_JITTER", "0")
+    runtime = load_settings().runtime
+    assert runtime.default_timeout == 45
+    policy = runtime.backoff_policy()
+    assert [policy.delay(n) for n in (1, 2, 3, 20)] == [2, 4, 8, 600]
+    monkeypatch.setenv("WORKFLEET_BACKOFF", "constant")
+    assert load_settings().runtime.backoff_policy().delay(7) == 2
+    monkeypatch.setenv("WORKFLEET_BACKOFF", "quadratic")
+    assert [load_settings().runtime.backoff_policy().delay(n) for n in (1, 3, 100)] == [2, 18, 600]
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("WORKFLEET_DEFAULT_TIMEOUT", "0"),
+        ("WORKFLEET_BACKOFF", "fibonacci"),
+        ("WORKFLEET_BACKOFF_BASE_SECONDS", "-1"),
+        ("WORKFLEET_BACKOFF_MAX_SECONDS", "1e300"),
+        ("WORKFLEET_BACKOFF_JITTER", "2"),
+    ],
+)
+def test_invalid_timeout_and_backoff_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, var: str, value: str
+) -> None:
+    error = _config_error(monkeypatch, var, value)
+    assert error.env_var == var

@@ -16,8 +16,9 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from workfleet.errors import RunNotFoundError, StoreError
+from workfleet.errors import RunNotFoundError, StoreDataError, StoreError
 from workfleet.models import (
+    MAX_TYPE_BYTES,
     ClaimedRun,
     Completion,
     Enqueued,
@@ -310,6 +311,11 @@ class MemoryStore:
         prepared = []
         for new in runs:  # validate the whole batch first: one bad row inserts nothing
             check_text("enqueue", new.type, new.idempotency_key)
+            if len(new.type.encode("utf-8", "surrogatepass")) > MAX_TYPE_BYTES:
+                # the INSERT trigger's check (migration 0005)
+                raise StoreDataError(
+                    "enqueue failed: workflow_run.type is limited to 255 bytes (UTF-8)"
+                )
             check_int4("enqueue", new.priority, new.max_attempts)
             payload = to_jsonb({} if new.payload is None else new.payload, "payload")
             if new.run_at is not None:

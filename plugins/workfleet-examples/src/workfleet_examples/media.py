@@ -2,7 +2,9 @@
 
 The run's lease is extended before each next operation (``run.heartbeat(30)``), so one slow
 operation cannot outlive it; a cancellation (``UPDATE workflow_run SET status = 'cancelled'``)
-sets ``run.cancelled``, which the simulated work waits on, so it stops at once.
+sets ``run.cancelled``, which the simulated work waits on, so it stops at once. A worker's
+shutdown sets it too (``run.worker_stopping`` tells the two apart): the run is then released
+for another worker, not failed.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ async def _work(run: workfleet.Run[VideoPayload], seconds: float) -> None:
 
 
 def _stop(run: workfleet.Run[VideoPayload], where: str) -> workfleet.Fail:
+    if run.worker_stopping:
+        # the worker is shutting down: the runtime releases the run (pending again, no attempt
+        # used) whatever this execution raises, and another worker processes it from the start
+        run.log.info(f"Worker stopping: video {run.payload.video_id} goes back to the queue")
+        return workfleet.Fail("worker stopping")
     run.log.info(f"Video processing cancelled for {run.payload.video_id} {where}")
     # the runtime writes nothing for a cancelled run; Fail only ends this execution
     return workfleet.Fail("cancelled")
