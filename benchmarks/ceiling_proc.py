@@ -1,7 +1,7 @@
 """W4 ceiling: a bare psycopg claim/complete loop on workfleet's own schema, no framework.
 
-Claim: the same eligibility, order and ``FOR UPDATE SKIP LOCKED`` as the runtime's claim
-(``src/workfleet/db/sql/runs.sql``) but without the leased/started events, and, like it,
+Claim: the same eligibility (the schema's ``workfleet_queued`` view), order and ``FOR UPDATE
+SKIP LOCKED`` as the runtime's claim (``src/workfleet/db/sql/runs.sql``) but without the leased/started events, and, like it,
 committed asynchronously (the ceiling uses every trick the runtime does). Complete: one
 fenced ``UPDATE ... status = 'succeeded'`` per batch, also without events. One connection,
 autocommit, one batch in flight: claim k, "run" them (nothing), complete k, repeat until a
@@ -30,15 +30,9 @@ from psycopg import sql
 CLAIM = """
 WITH candidates AS (
     SELECT r.id
-    FROM {schema}.workflow_run r
-    WHERE r.status = 'pending'
-      AND r.deleted_at IS NULL
-      AND r.run_at <= now()
+    FROM {schema}.workfleet_queued r
+    WHERE r.run_at <= now()
       AND (r.type = ANY(%(exact)s::text[]) OR r.type LIKE ANY(%(likes)s::text[]))
-      AND NOT EXISTS (
-          SELECT 1 FROM {schema}.workflow_registry g
-          WHERE g.workflow_name = r.type AND NOT g.is_enabled AND g.deleted_at IS NULL
-      )
     ORDER BY r.priority, r.created_at
     LIMIT %(limit)s
     FOR UPDATE OF r SKIP LOCKED
