@@ -27,11 +27,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 @asynccontextmanager
-async def connected(settings: Settings) -> AsyncIterator[tuple[Any, Any, str]]:
-    """A small pool plus the run store and admin store for one CLI command."""
-    from workfleet.db.admin import AdminStore
+async def connected(settings: Settings) -> AsyncIterator[tuple[Any, Any, Any, str]]:
+    """A small pool plus the run, status and schedule stores for one CLI command."""
     from workfleet.db.migrate import require_schema
     from workfleet.db.pool import open_pool
+    from workfleet.db.schedules import PgSchedules
+    from workfleet.db.status import PgStatus
     from workfleet.db.store import PgStore
 
     resolved = settings.resolved_dsn()
@@ -39,7 +40,8 @@ async def connected(settings: Settings) -> AsyncIterator[tuple[Any, Any, str]]:
     try:
         async with pool.connection() as conn:
             await require_schema(conn, resolved.schema)
-        yield PgStore(pool, resolved.schema), AdminStore(pool, resolved.schema), resolved.schema
+        schema = resolved.schema
+        yield PgStore(pool, schema), PgStatus(pool, schema), PgSchedules(pool, schema), schema
     finally:
         await pool.close()
 
@@ -125,7 +127,7 @@ async def enqueue(args: argparse.Namespace) -> int:
     )
     if not run.type.strip():
         raise ConfigError("run type must not be empty")
-    async with connected(settings) as (store, _admin, _schema):
+    async with connected(settings) as (store, _status, _schedules, _schema):
         [result] = await store.enqueue_many([run])
     note = "" if result.created else " (existing run with this idempotency key)"
     print(f"{result.id}{note}")
@@ -134,8 +136,8 @@ async def enqueue(args: argparse.Namespace) -> int:
 
 async def status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    async with connected(settings) as (_store, admin, schema):
-        summary = await admin.status_summary()
+    async with connected(settings) as (_store, status_reads, _schedules, schema):
+        summary = await status_reads.status_summary()
     if args.json:
         print_json(summary)
         return 0
@@ -148,7 +150,7 @@ async def status(args: argparse.Namespace) -> int:
 async def inspect(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     run_id = parse_run_id(args.run_id)
-    async with connected(settings) as (store, _admin, _schema):
+    async with connected(settings) as (store, _status, _schedules, _schema):
         record = await store.get(run_id)
         if record is None:
             raise RunNotFoundError(f"no run {run_id}")
@@ -165,7 +167,7 @@ async def inspect(args: argparse.Namespace) -> int:
 async def cancel(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     run_id = parse_run_id(args.run_id)
-    async with connected(settings) as (store, _admin, _schema):
+    async with connected(settings) as (store, _status, _schedules, _schema):
         if await store.cancel(run_id):
             print(f"cancelled {run_id}")
             return 0
@@ -180,7 +182,7 @@ async def cancel(args: argparse.Namespace) -> int:
 async def redrive(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     run_id = parse_run_id(args.run_id)
-    async with connected(settings) as (store, _admin, _schema):
+    async with connected(settings) as (store, _status, _schedules, _schema):
         if await store.redrive(run_id, (RunStatus.FAILED,)):
             print(f"redriven {run_id}: pending with fresh attempts")
             return 0

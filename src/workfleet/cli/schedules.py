@@ -54,7 +54,7 @@ async def add(args: argparse.Namespace) -> int:
         payload = json.loads(args.payload)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--payload is not valid JSON: {exc.msg}") from None
-    async with connected(settings) as (_store, admin, _schema):
+    async with connected(settings) as (_store, _status, admin, _schema):
         try:
             schedule_id = await admin.add_schedule(
                 args.type, args.cron, args.tz, payload, args.priority, args.max_attempts
@@ -71,7 +71,7 @@ async def list_(args: argparse.Namespace) -> int:
     from workfleet.cli.render import table
 
     settings = settings_from(args)
-    async with connected(settings) as (_store, admin, _schema):
+    async with connected(settings) as (_store, _status, admin, _schema):
         records = await admin.list_schedules()
     if args.json:
         print_json(records)
@@ -112,7 +112,7 @@ async def _toggle(args: argparse.Namespace, verb: str) -> int:
 
     settings = settings_from(args)
     schedule_id = parse_run_id(args.schedule_id)
-    async with connected(settings) as (_store, admin, _schema):
+    async with connected(settings) as (_store, _status, admin, _schema):
         if verb == "delete":
             ok = await admin.delete_schedule(schedule_id)
         else:

@@ -1,4 +1,5 @@
--- Cron schedule queries (workflow_schedule). `{schema}` is the quoted schema.
+-- Cron schedules (db/schedules.py): managing workflow_schedule and the ticker. `{schema}` is the
+-- quoted schema.
 
 -- name: schedule_insert
 INSERT INTO {schema}.workflow_schedule
@@ -15,7 +16,9 @@ WHERE %(include_deleted)s OR deleted_at IS NULL
 ORDER BY created_at, id;
 
 -- name: schedule_get
-SELECT id, schedule, timezone FROM {schema}.workflow_schedule
+SELECT id, type, payload, schedule, timezone, next_run_at, last_run_at, enabled, priority,
+       max_attempts, created_at, updated_at, deleted_at
+FROM {schema}.workflow_schedule
 WHERE id = %(id)s AND deleted_at IS NULL;
 
 -- name: schedule_set_enabled
