@@ -8,9 +8,11 @@ import uuid
 from typing import Any
 
 import pytest
+import structlog
 from psycopg_pool import AsyncConnectionPool
 
 from workfleet.db.schedules import PgSchedules
+from workfleet.testing import RecordingObserver
 
 
 @pytest.fixture
@@ -120,3 +122,41 @@ async def test_seconds_until_next_schedule(schedules: PgSchedules) -> None:
     await schedules.add_schedule("x.v1", "* * * * *")
     seconds = await schedules.seconds_until_next_schedule()
     assert seconds is not None and 0 <= seconds <= 60
+
+
+async def test_a_schedule_whose_run_is_refused_is_disabled_and_the_others_fire(
+    pg_pool: AsyncConnectionPool[Any], schema: str, run_sql: Any
+) -> None:
+    """Schedules whose run the database refuses (a type over the INSERT trigger's 255 bytes, a
+    type a CHECK constraint rejects: any data error) used to fail the whole tick, and every tick
+    after it: no schedule of the schema fired again. Each is disabled with a logged reason and
+    counted as a bad row; the others fire, a '-infinity' fire time included."""
+    observer = RecordingObserver()
+    schedules = PgSchedules(pg_pool, schema, observer=observer)
+    long_type = "t." + "x" * 300
+    await run_sql(
+        "INSERT INTO workflow_schedule (type, schedule, next_run_at) VALUES "
+        "(%s, '* * * * *', now() - interval '2 minutes'), "
+        "('nul.v1', '* * * * *', now() - interval '2 minutes'), "
+        "('forever.v1', '* * * * *', '-infinity')",
+        [long_type],
+    )
+    await run_sql("ALTER TABLE workflow_run ADD CONSTRAINT no_nul_type CHECK (type <> 'nul.v1')")
+    good = await schedules.add_schedule("good.v1", "* * * * *")
+    await _due_now(run_sql, good)
+    with structlog.testing.capture_logs() as logs:
+        fired = await schedules.tick_schedules()
+    assert sorted(f.type for f in fired) == ["forever.v1", "good.v1"]
+    assert all(f.run_id is not None for f in fired)
+    states = {r.type: r.enabled for r in await schedules.list_schedules()}
+    assert states == {long_type: False, "nul.v1": False, "forever.v1": True, "good.v1": True}
+    assert observer.bad_rows["schedules"] == 2
+    refused = [e for e in logs if e["event"] == "disabling a schedule whose run is refused"]
+    assert len(refused) == 2, logs
+    assert any("255 bytes" in e["error"] for e in refused)
+    assert await run_sql("SELECT type FROM workflow_run ORDER BY type") == [
+        ("forever.v1",),
+        ("good.v1",),
+    ]
+    await _due_now(run_sql, good)
+    assert [f.type for f in await schedules.tick_schedules()] == ["good.v1"], "ticks go on"

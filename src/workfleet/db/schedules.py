@@ -20,7 +20,8 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from workfleet.db.locks import lead
-from workfleet.db.queries import QueryStore, store_error
+from workfleet.db.pool import tolerate_infinity
+from workfleet.db.queries import DATA_ERRORS, QueryStore, store_error
 from workfleet.schedule import (
     next_fire,
     schedule_key,
@@ -126,12 +127,15 @@ class PgSchedules(QueryStore):
 
         A fire time creates at most one run (key ``schedule:<id>:<unix seconds>``); the next
         fire time is computed after the database's now, so a long outage fires once, not once
-        per missed tick. A schedule whose cron or timezone is invalid is disabled and logged.
+        per missed tick. No schedule can stop the others: one whose cron or timezone is invalid,
+        or whose run the database refuses (each is fired under a savepoint), is disabled with a
+        logged reason and counted as a bad row.
         """
         fired: list[FiredRun] = []
         try:
             async with self.pool.connection() as conn, conn.transaction():
                 cur = conn.cursor(row_factory=dict_row)
+                tolerate_infinity(cur)  # a hand-written '-infinity' fire time is just overdue
                 db_now = await lead(cur, self.q, "schedules", self.schema)
                 if db_now is None:
                     return []
@@ -140,30 +144,43 @@ class PgSchedules(QueryStore):
                     try:
                         following = next_fire(s["schedule"], s["timezone"], db_now)
                     except ValueError as exc:
-                        _log.warning(
-                            "disabling invalid schedule", schedule_id=str(s["id"]), error=str(exc)
-                        )
-                        await cur.execute(self.q["schedule_disable"], {"id": s["id"]})
+                        await self._disable(cur, s, "disabling invalid schedule", str(exc))
                         continue
-                    await cur.execute(
-                        self.q["schedule_fire"],
-                        {
-                            "type": s["type"],
-                            "payload": json.dumps(s["payload"]),
-                            "priority": s["priority"],
-                            "max_attempts": s["max_attempts"],
-                            "key": schedule_key(s["id"], s["next_run_at"]),
-                        },
-                    )
-                    created = await cur.fetchone()
-                    await cur.execute(
-                        self.q["schedule_advance"], {"id": s["id"], "next_run_at": following}
-                    )
-                    fired.append(
-                        FiredRun(
-                            s["id"], s["type"], s["next_run_at"], created["id"] if created else None
+                    try:
+                        async with conn.transaction():  # a savepoint: a refusal undoes this one
+                            run_id = await self._fire(cur, s, following)
+                    except DATA_ERRORS as exc:
+                        reason = f"{type(exc).__name__}: {exc}"
+                        await self._disable(
+                            cur, s, "disabling a schedule whose run is refused", reason
                         )
-                    )
+                        continue
+                    fired.append(FiredRun(s["id"], s["type"], s["next_run_at"], run_id))
         except psycopg.Error as exc:
             raise store_error("schedule tick", exc) from exc
         return fired
+
+    async def _fire(
+        self, cur: psycopg.AsyncCursor[Row], s: Row, following: datetime
+    ) -> uuid.UUID | None:
+        """Create the run of ``s``'s due fire time (None: it exists) and advance ``s``."""
+        await cur.execute(
+            self.q["schedule_fire"],
+            {
+                "type": s["type"],
+                "payload": s["payload"],
+                "priority": s["priority"],
+                "max_attempts": s["max_attempts"],
+                "key": schedule_key(s["id"], s["next_run_at"]),
+            },
+        )
+        created = await cur.fetchone()
+        await cur.execute(self.q["schedule_advance"], {"id": s["id"], "next_run_at": following})
+        return created["id"] if created else None
+
+    async def _disable(self, cur: psycopg.AsyncCursor[Row], s: Row, event: str, why: str) -> None:
+        await cur.execute(self.q["schedule_disable"], {"id": s["id"]})
+        # a type long enough to be refused is long enough to flood a log line
+        _log.warning(event, schedule_id=str(s["id"]), type=s["type"][:100], error=why)
+        if self.observer is not None:
+            self.observer.bad_row("schedules")
