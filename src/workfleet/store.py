@@ -400,7 +400,10 @@ class MaintenanceStore(Protocol):
         failed_days: float,
         batch: int = 1000,
     ) -> int:
-        """Delete finished runs past their age in batches; 0 when another worker is doing it."""
+        """Delete finished runs past their age in batches; 0 when another worker is doing it.
+
+        A run the database refuses to delete (a user's table references it) is skipped,
+        logged once per pass and counted as a bad row; the pass goes on past it."""
         ...
 
     async def pending_by_prefix(self, patterns: Sequence[TypePattern]) -> list[PendingStat]:
