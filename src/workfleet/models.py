@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -210,6 +212,36 @@ class NewRun:
     delay: float | None = None
     idempotency_key: str | None = None
     max_attempts: int | None = None
+
+
+# The database refuses longer types (migration 0005's INSERT trigger): no executor pattern can
+# match them and simple-workflow's type index breaks past about 2.7 KB.
+TYPE_MAX_BYTES = 255
+
+
+def check_new_run(run: NewRun) -> NewRun:
+    """Return ``run`` if the database would accept it; else raise ``ValueError`` saying why.
+
+    Payload errors name the type, never the payload's values.
+    """
+    if not isinstance(run.type, str) or not run.type.strip():
+        raise ValueError("run type must be a non-empty string")
+    if len(run.type.encode()) > TYPE_MAX_BYTES:
+        raise ValueError(f"run type {run.type[:40]!r}... is longer than {TYPE_MAX_BYTES} bytes")
+    if run.run_at is not None and run.delay is not None:
+        raise ValueError(f"{run.type}: give run_at or delay, not both")
+    if run.run_at is not None and run.run_at.tzinfo is None:
+        raise ValueError(f"{run.type}: run_at must be timezone-aware")
+    if run.delay is not None and not (math.isfinite(run.delay) and run.delay >= 0):
+        raise ValueError(f"{run.type}: delay must be a finite number of seconds >= 0")
+    if run.max_attempts is not None and run.max_attempts < 1:
+        raise ValueError(f"{run.type}: max_attempts must be at least 1")
+    try:
+        json.dumps(run.payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        # TypeError/ValueError messages name the offending Python type or "nan", not the data
+        raise ValueError(f"{run.type}: payload is not JSON-serialisable: {exc}") from None
+    return run
 
 
 @dataclass(frozen=True, slots=True)

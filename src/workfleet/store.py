@@ -166,6 +166,9 @@ class RunCursor:
         return cls(moment, uuid.UUID(run_id))
 
 
+MAX_PAGE = 1000  # the most runs one page of query_runs may ask for
+
+
 @dataclass(frozen=True, slots=True)
 class RunPage:
     """One page of runs, newest first; ``next`` is None on the last page."""
@@ -203,7 +206,8 @@ class RunReads(Protocol):
     async def query_runs(
         self, query: RunQuery, *, limit: int = 50, after: RunCursor | None = None
     ) -> RunPage:
-        """A keyset page of the runs ``query`` selects, newest first, after ``after``."""
+        """A keyset page of the runs ``query`` selects, newest first, after ``after``;
+        ``ValueError`` unless 1 <= ``limit`` <= :data:`MAX_PAGE`."""
         ...
 
     async def count_runs(self, query: RunQuery, *, cap: int = 10_000) -> CappedCount:
@@ -353,7 +357,8 @@ class ScheduleAdmin(Protocol):
         ...
 
     async def set_schedule_enabled(self, schedule_id: uuid.UUID, enabled: bool) -> bool:
-        """Pause or resume; resuming fires next after now (no catch-up). False: no such
+        """Pause or resume; resuming fires next after now (no catch-up), and raises
+        ``ValueError`` for a schedule whose cron or timezone cannot fire. False: no such
         schedule."""
         ...
 
