@@ -11,7 +11,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from tests.integration.simple_workflow import poller_claim, poller_fail, poller_succeed
-from workfleet.cli.commands import _json_default
+from workfleet.cli.render import json_default as _json_default
 from workfleet.cli.render import render_status
 from workfleet.db.maintenance import PgMaintenance
 from workfleet.db.queries import Queries
