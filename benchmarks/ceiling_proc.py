@@ -1,9 +1,10 @@
 """W4 ceiling: a bare psycopg claim/complete loop on workfleet's own schema, no framework.
 
 Claim: the same eligibility (the schema's ``workfleet_queued`` view), order and ``FOR UPDATE
-SKIP LOCKED`` as the runtime's claim (``src/workfleet/db/sql/runs.sql``) but without the leased/started events, and, like it,
-committed asynchronously (the ceiling uses every trick the runtime does). Complete: one
-fenced ``UPDATE ... status = 'succeeded'`` per batch, also without events. One connection,
+SKIP LOCKED`` as the runtime's claim (``src/workfleet/db/sql/runs.sql``) but without the
+leased/started events, and, like it, committed asynchronously (the ceiling uses every trick
+the runtime does). Complete: one fenced ``UPDATE ... status = 'succeeded'`` per batch, also
+without events. One connection,
 autocommit, one batch in flight: claim k, "run" them (nothing), complete k, repeat until a
 claim returns no row.
 

@@ -13,8 +13,6 @@ with the caller's business writes::
 from __future__ import annotations
 
 import builtins
-import json
-import math
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -27,40 +25,14 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from workfleet.db.store import PgStore, enqueue_on
 from workfleet.dsn import ResolvedDsn, redact, resolve_dsn, validate_schema_name
 from workfleet.errors import ConfigError, StoreError
-from workfleet.models import MAX_TYPE_BYTES, Enqueued, Event, NewRun, RunRecord, RunStatus
+from workfleet.models import Enqueued, Event, NewRun, RunRecord, RunStatus, check_new_run
 from workfleet.patterns import TypePattern
 from workfleet.settings import Settings, load_settings
 
+__all__ = ["Client", "check_new_run"]
+
 DEFAULT_CONNECT_TIMEOUT = 10.0
 MAX_LIST_LIMIT = 10_000
-
-
-def check_new_run(run: NewRun) -> NewRun:
-    """Return ``run`` if the database would accept it; else raise ``ValueError`` saying why.
-
-    Payload errors name the type, never the payload's values.
-    """
-    if not isinstance(run.type, str) or not run.type.strip():
-        raise ValueError("run type must be a non-empty string")
-    size = len(run.type.encode("utf-8", "surrogatepass"))
-    if size > MAX_TYPE_BYTES:
-        raise ValueError(
-            f"run type is {size} bytes long; the limit is {MAX_TYPE_BYTES} bytes (UTF-8)"
-        )
-    if run.run_at is not None and run.delay is not None:
-        raise ValueError(f"{run.type}: give run_at or delay, not both")
-    if run.run_at is not None and run.run_at.tzinfo is None:
-        raise ValueError(f"{run.type}: run_at must be timezone-aware")
-    if run.delay is not None and not (math.isfinite(run.delay) and run.delay >= 0):
-        raise ValueError(f"{run.type}: delay must be a finite number of seconds >= 0")
-    if run.max_attempts is not None and run.max_attempts < 1:
-        raise ValueError(f"{run.type}: max_attempts must be at least 1")
-    try:
-        json.dumps(run.payload, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        # TypeError/ValueError messages name the offending Python type or "nan", not the data
-        raise ValueError(f"{run.type}: payload is not JSON-serialisable: {exc}") from None
-    return run
 
 
 def _resolve(dsn: str | None, settings: Settings | None) -> ResolvedDsn:

@@ -43,6 +43,11 @@ class SchemaNotReadyError(StoreError):
     """The schema is missing or older than this release needs: run ``workfleet migrate``."""
 
 
+class InvalidRequestError(WorkfleetError, ValueError):
+    """What was asked cannot be done as given (a malformed id, cron expression, payload or page
+    size); the message says what to change. Nothing was written."""
+
+
 class RunNotFoundError(WorkfleetError):
     """No run (or no run in the required state) has the given id."""
 

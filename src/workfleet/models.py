@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import json
+import math
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -61,7 +63,8 @@ class Fail(ControlSignal):
 
 
 # The longest run type, in UTF-8 bytes: the INSERT trigger refuses longer ones (migration 0005),
-# the client before anything is sent.
+# check_new_run before anything is sent. No executor pattern matches longer types, and
+# simple-workflow's type index breaks past about 2.7 KB.
 MAX_TYPE_BYTES = 255
 
 MAX_DELAY_SECONDS = 10 * 366 * 86_400.0  # ten years: far past any backoff, far inside SQL's range
@@ -214,6 +217,34 @@ class NewRun:
     delay: float | None = None
     idempotency_key: str | None = None
     max_attempts: int | None = None
+
+
+def check_new_run(run: NewRun) -> NewRun:
+    """Return ``run`` if the database would accept it; else raise ``ValueError`` saying why.
+
+    Payload errors name the type, never the payload's values.
+    """
+    if not isinstance(run.type, str) or not run.type.strip():
+        raise ValueError("run type must be a non-empty string")
+    size = len(run.type.encode("utf-8", "surrogatepass"))
+    if size > MAX_TYPE_BYTES:
+        raise ValueError(
+            f"run type is {size} bytes long; the limit is {MAX_TYPE_BYTES} bytes (UTF-8)"
+        )
+    if run.run_at is not None and run.delay is not None:
+        raise ValueError(f"{run.type}: give run_at or delay, not both")
+    if run.run_at is not None and run.run_at.tzinfo is None:
+        raise ValueError(f"{run.type}: run_at must be timezone-aware")
+    if run.delay is not None and not (math.isfinite(run.delay) and run.delay >= 0):
+        raise ValueError(f"{run.type}: delay must be a finite number of seconds >= 0")
+    if run.max_attempts is not None and run.max_attempts < 1:
+        raise ValueError(f"{run.type}: max_attempts must be at least 1")
+    try:
+        json.dumps(run.payload, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        # TypeError/ValueError messages name the offending Python type or "nan", not the data
+        raise ValueError(f"{run.type}: payload is not JSON-serialisable: {exc}") from None
+    return run
 
 
 @dataclass(frozen=True, slots=True)

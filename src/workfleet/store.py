@@ -8,8 +8,10 @@ need from the outside world, as :class:`typing.Protocol` classes.
 - :class:`RunReads` and :class:`RunOperations` — reading runs (one, a filtered keyset page,
   capped counts, the audit trail) and acting on them (cancel, redrive), for the client, the CLI
   and the API. :class:`workfleet.operations.Operations` is their one user-facing façade.
+- :class:`StatusReads` and :class:`ScheduleAdmin` — the status summary and managing cron
+  schedules, for the CLI and the API (through :class:`~workfleet.operations.Operations` too).
 - :class:`MaintenanceStore` and :class:`ScheduleStore` — the worker's side loops (retention,
-  live workers, pending gauges) and cron schedules.
+  live workers, pending gauges) and firing cron schedules.
 - :class:`Observer` — what the runtime reports as it works (metrics, tests' signals).
 
 Everything but :class:`RunQueue` is implemented on PostgreSQL only and contract-tested there.
@@ -164,6 +166,9 @@ class RunCursor:
         return cls(moment, uuid.UUID(run_id))
 
 
+MAX_PAGE = 1000  # the most runs one page of query_runs may ask for
+
+
 @dataclass(frozen=True, slots=True)
 class RunPage:
     """One page of runs, newest first; ``next`` is None on the last page."""
@@ -201,7 +206,8 @@ class RunReads(Protocol):
     async def query_runs(
         self, query: RunQuery, *, limit: int = 50, after: RunCursor | None = None
     ) -> RunPage:
-        """A keyset page of the runs ``query`` selects, newest first, after ``after``."""
+        """A keyset page of the runs ``query`` selects, newest first, after ``after``;
+        ``ValueError`` unless 1 <= ``limit`` <= :data:`MAX_PAGE`."""
         ...
 
     async def count_runs(self, query: RunQuery, *, cap: int = 10_000) -> CappedCount:
@@ -224,6 +230,140 @@ class RunOperations(Protocol):
         self, run_id: uuid.UUID, from_statuses: Sequence[RunStatus] = (RunStatus.FAILED,)
     ) -> bool:
         """Make a failed run pending again with fresh attempts; False when not redrivable."""
+        ...
+
+
+# --- status and schedules, as the CLI and the API manage them ----------------------------------
+
+# A workfleet worker touches its row every sweep: seen this recently, it is live.
+LIVE_WITHIN = 30.0
+# Another poller that ran runs this recently still serves their types (`workfleet status`).
+ACTIVE_WITHIN = 900.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerRecord:
+    """A live (or recently live) workfleet worker and the type patterns it executes."""
+
+    worker_id: str
+    hostname: str
+    pid: int
+    version: str
+    patterns: list[str]
+    started_at: datetime
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TypeCount:
+    type: str
+    status: RunStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class OldestPending:
+    """A type's due pending runs and how long the oldest has been due."""
+
+    type: str
+    age_seconds: float
+    due: int
+
+
+@dataclass(frozen=True, slots=True)
+class OtherWorker:
+    """A ``leased_by`` value on recent runs that names no workfleet worker: another poller
+    (simple-workflow's Go or Python workers) serving the same schema. ``runs`` counts the runs
+    the bounded look saw, not every run it ever did."""
+
+    worker_id: str
+    types: list[str]
+    runs: int
+    last_seen_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSummary:
+    """What ``workfleet status`` shows. Never contains payloads.
+
+    ``unserved_types`` are due pending types that no live workfleet worker has a pattern for
+    and no other worker ran within ``other_workers_within`` seconds.
+    """
+
+    counts: list[TypeCount]
+    oldest_pending: list[OldestPending]
+    workers: list[WorkerRecord]
+    unserved_types: list[str]
+    other_workers: list[OtherWorker]
+    other_workers_within: float
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRecord:
+    """A ``workflow_schedule`` row; ``problem`` says why workfleet cannot fire it (its cron
+    expression or timezone, as other tools may write what workfleet does not accept)."""
+
+    id: uuid.UUID
+    type: str
+    payload: Any
+    schedule: str
+    timezone: str
+    next_run_at: datetime
+    last_run_at: datetime | None
+    enabled: bool
+    priority: int
+    max_attempts: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+    problem: str | None = None
+
+
+class StatusReads(Protocol):
+    """The fleet at a glance: counts, the oldest due runs, who serves what. Never payloads."""
+
+    async def status_summary(
+        self, live_within: float = LIVE_WITHIN, active_within: float = ACTIVE_WITHIN
+    ) -> StatusSummary:
+        """Counts by type and status, each type's oldest due pending run, workers seen within
+        ``live_within`` seconds, other workers active within ``active_within``, and the due
+        pending types none of them serves."""
+        ...
+
+    async def live_workers(self, live_within: float = LIVE_WITHIN) -> list[WorkerRecord]:
+        """workfleet workers seen within ``live_within`` seconds, by id."""
+        ...
+
+
+class ScheduleAdmin(Protocol):
+    """Managing cron schedules (``workflow_schedule``); soft-deleted ones are left out."""
+
+    async def add_schedule(
+        self,
+        run_type: str,
+        cron: str,
+        timezone: str = "UTC",
+        payload: Any = None,
+        priority: int = 100,
+        max_attempts: int = 3,
+    ) -> uuid.UUID:
+        """Validate (``ValueError`` saying why) and insert a schedule; a descriptor such as
+        ``@daily`` is stored as its 5 fields; the first fire time follows the database's now."""
+        ...
+
+    async def get_schedule(self, schedule_id: uuid.UUID) -> ScheduleRecord | None: ...
+    async def list_schedules(self, include_deleted: bool = False) -> list[ScheduleRecord]:
+        """Oldest first, each with its ``problem`` (None for a schedule workfleet can fire)."""
+        ...
+
+    async def set_schedule_enabled(self, schedule_id: uuid.UUID, enabled: bool) -> bool:
+        """Pause or resume; resuming fires next after now (no catch-up), and raises
+        ``ValueError`` for a schedule whose cron or timezone cannot fire. False: no such
+        schedule."""
+        ...
+
+    async def delete_schedule(self, schedule_id: uuid.UUID) -> bool:
+        """Soft-delete (and disable); False when there is no such schedule."""
         ...
 
 
@@ -265,7 +405,10 @@ class MaintenanceStore(Protocol):
         failed_days: float,
         batch: int = 1000,
     ) -> int:
-        """Delete finished runs past their age in batches; 0 when another worker is doing it."""
+        """Delete finished runs past their age in batches; 0 when another worker is doing it.
+
+        A run the database refuses to delete (a user's table references it) is skipped,
+        logged once per pass and counted as a bad row; the pass goes on past it."""
         ...
 
     async def pending_by_prefix(self, patterns: Sequence[TypePattern]) -> list[PendingStat]:

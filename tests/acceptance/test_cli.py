@@ -90,6 +90,21 @@ async def test_migrate_enqueue_inspect_cancel_redrive(pg_dsn: str, schema_name: 
     assert code == 2
 
 
+async def test_list_pages_through_runs_without_payloads(pg_dsn: str, schema: str) -> None:
+    env = cli_env(pg_dsn, schema)
+    for i in range(3):
+        code, _, _ = await run_cli("enqueue", f"report.v{i}", '{"secret": "s3cret"}', env=env)
+        assert code == 0
+    code, out, _ = await run_cli("list", "--limit", "2", "--json", env=env)
+    assert code == 0 and "s3cret" not in out
+    first = json.loads(out)
+    assert [r["type"] for r in first["runs"]] == ["report.v2", "report.v1"]
+    code, out, _ = await run_cli("list", "--after", first["next"], "--type", "report.%", env=env)
+    assert code == 0 and "report.v0" in out and "report.v1" not in out and "more:" not in out
+    code, _, err = await run_cli("list", "--after", "yesterday", env=env)
+    assert code == 2 and "cursor" in err
+
+
 async def test_plugins_lists_example_executors(pg_dsn: str, schema: str) -> None:
     code, out, _ = await run_cli("plugins", "--json", env=cli_env(pg_dsn, schema))
     assert code == 0

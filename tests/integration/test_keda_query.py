@@ -178,7 +178,7 @@ async def test_the_gauge_the_claim_and_keda_agree_on_what_is_runnable(
     """The runnable rule has one definition (the schema's `workfleet_queued` view): the pending
     gauge, the KEDA query and the claim count the same runs, and next-due finds the first
     future one of them, on the same decoys."""
-    from workfleet.db.admin import AdminStore
+    from workfleet.db.maintenance import PgMaintenance
     from workfleet.db.store import PgStore
     from workfleet.store import ClaimFilter
 
@@ -203,7 +203,7 @@ async def test_the_gauge_the_claim_and_keda_agree_on_what_is_runnable(
         eligible -= 1  # the deleted billing.invoice.v1 run was eligible until now
         cur = await conn.execute(_query(schema).encode())
         assert await cur.fetchall() == [(eligible,)]
-    [gauge] = await AdminStore(pg_pool, schema).pending_by_prefix([prefix])
+    [gauge] = await PgMaintenance(pg_pool, schema).pending_by_prefix([prefix])
     assert (gauge.prefix, gauge.pending) == ("billing.%", eligible)
     store = PgStore(pg_pool, schema)
     filt = ClaimFilter((), (prefix.like(),))

@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from tests.integration.worker_harness import running_worker
 from tests.waiting import eventually
 from workfleet import Plugin, Run, SyncRun
-from workfleet.db.admin import AdminStore
+from workfleet.db.maintenance import PgMaintenance
 from workfleet.patterns import TypePattern
 from workfleet.plugins import Discovery, ExecutorRegistry, FoundPlugin, LoadFailure
 from workfleet.runtime.worker import Worker
@@ -47,7 +47,7 @@ async def test_pending_by_prefix_counts_exactly_the_claims_eligibility(
         "('payroll.x', '{}', now() - interval '1 day', 'pending', NULL),"  # other prefix
         "('pay_x.v1', '{}', now() - interval '1 day', 'pending', NULL)"  # '_' is not a wildcard
     )
-    admin = AdminStore(pg_pool, schema)
+    admin = PgMaintenance(pg_pool, schema)
     stats = await admin.pending_by_prefix(
         [TypePattern.parse("pay.%"), TypePattern.parse("idle.%"), TypePattern.parse("pay.b.v1")]
     )

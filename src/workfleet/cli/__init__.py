@@ -1,11 +1,16 @@
-"""The ``workfleet`` command line: thin — parse, build Settings, call, map errors to exit codes.
+"""The ``workfleet`` command line: thin — parse, build Settings, ask
+:class:`~workfleet.operations.Operations`, map refusals and errors to exit codes.
+
+``main`` parses and dispatches to the command modules (``commands``, ``dev``, ``schedules``),
+which share ``options`` (flags, settings, exit codes), ``connect`` (the database side) and
+``render`` (output); an import-linter contract keeps these layers free of import circles.
 
 Exit codes (also in ``docs/cli.md``):
 
 ====  ==========================================================================
 0     success
-1     the operation did not succeed (run not found, not cancellable, check failed)
-2     usage or configuration error (the message names the environment variable)
+1     the operation did not succeed (run not found, not cancellable, value refused)
+2     usage, configuration or input error (the message names the variable at fault)
 3     the database is unreachable
 4     the schema is missing or older than this release: run ``workfleet migrate``
 5     a plugin could not be loaded (the message names the distribution)

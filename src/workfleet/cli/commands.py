@@ -1,89 +1,67 @@
-"""The operational commands: migrate, worker, enqueue, status, inspect, cancel, redrive, ..."""
+"""The operational commands: migrate, worker, enqueue, list, status, inspect, cancel, redrive,
+plugins, check.
+
+Each parses its arguments, asks :class:`~workfleet.operations.Operations` (through
+:mod:`workfleet.cli.connect`) and prints; a refusal (:class:`~workfleet.operations.Reason`)
+becomes a message on stderr and exit status 1. Errors raised here (configuration, database,
+schema) are turned into exit codes by :func:`workfleet.cli.main.main`.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import asdict, is_dataclass
 from datetime import datetime
-from typing import Any
 
-from workfleet.errors import ConfigError, RunNotFoundError, StoreError
+from workfleet.cli.connect import connected, probe
+from workfleet.cli.connect import migrate as apply_migrations
+from workfleet.cli.options import EXIT, fail, settings_from
+from workfleet.cli.render import (
+    print_json,
+    render_run,
+    render_runs,
+    render_status,
+    runs_json,
+    table,
+)
+from workfleet.dsn import redact
+from workfleet.errors import ConfigError
 from workfleet.models import NewRun, RunStatus
-from workfleet.settings import Settings, load_settings
+from workfleet.operations import ActionResult, Reason, parse_id
+from workfleet.patterns import TypePattern
+from workfleet.plugins import discover
+from workfleet.store import RunQuery
 
 
-def settings_from(args: argparse.Namespace) -> Settings:
-    from workfleet.cli.main import overrides
-    from workfleet.observability.logging import configure_logging
-
-    settings = load_settings(**overrides(args))
-    configure_logging(settings.log_format, settings.log_level)
-    return settings
-
-
-@asynccontextmanager
-async def connected(settings: Settings) -> AsyncIterator[tuple[Any, Any, str]]:
-    """A small pool plus the run store and admin store for one CLI command."""
-    from workfleet.db.admin import AdminStore
-    from workfleet.db.migrate import require_schema
-    from workfleet.db.pool import open_pool
-    from workfleet.db.store import PgStore
-
-    resolved = settings.resolved_dsn()
-    pool = await open_pool(resolved.conninfo, max_size=2, connect_timeout=settings.connect_timeout)
-    try:
-        async with pool.connection() as conn:
-            await require_schema(conn, resolved.schema)
-        yield PgStore(pool, resolved.schema), AdminStore(pool, resolved.schema), resolved.schema
-    finally:
-        await pool.close()
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    if is_dataclass(value) and not isinstance(value, type):
-        return asdict(value)
-    return str(value)
-
-
-def print_json(value: Any) -> None:
-    print(json.dumps(value, default=_json_default, indent=2, sort_keys=True))
-
-
-def parse_run_id(text: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(text)
-    except ValueError:
-        raise ConfigError(f"{text!r} is not a run id (a UUID)") from None
-
-
-# --- commands ------------------------------------------------------------------------------
+def refused(result: ActionResult) -> int:
+    """Say why an action on a run was not done; exit status 1."""
+    run_id, status = result.run_id, result.status
+    messages = {
+        Reason.NOT_FOUND: f"no run {run_id}",
+        Reason.NOT_CANCELLABLE: (
+            f"run {run_id} is {status}; only pending or leased runs can be cancelled"
+        ),
+        Reason.NOT_REDRIVABLE: f"run {run_id} is {status}; only failed runs can be redriven",
+        Reason.DELETED: f"run {run_id} is deleted; a deleted run never runs again",
+    }
+    reason = result.reason or Reason.NOT_FOUND
+    return fail("failed", messages.get(reason, f"run {run_id}: {reason}"))
 
 
 async def migrate(args: argparse.Namespace) -> int:
-    from workfleet.db.migrate import migrate as run_migrations
-
     settings = settings_from(args)
-    resolved = settings.resolved_dsn()
-    applied = await run_migrations(resolved.conninfo, resolved.schema)
-    if applied:
-        for m in applied:
-            print(f"applied {m.version:04d}_{m.name} to schema {resolved.schema}")
-    else:
-        print(f"schema {resolved.schema} is up to date")
+    schema = settings.resolved_dsn().schema
+    applied = await apply_migrations(settings)
+    for name in applied:
+        print(f"applied {name} to schema {schema}")
+    if not applied:
+        print(f"schema {schema} is up to date")
     return 0
 
 
 async def worker(args: argparse.Namespace) -> int:
-    from workfleet.plugins import discover
+    # the runtime is loaded only by the commands that run a worker (start-up of the others)
     from workfleet.runtime.worker import serve
 
     settings = settings_from(args)
@@ -123,76 +101,79 @@ async def enqueue(args: argparse.Namespace) -> int:
         idempotency_key=args.key,
         max_attempts=args.max_attempts,
     )
-    if not run.type.strip():
-        raise ConfigError("run type must not be empty")
-    async with connected(settings) as (store, _admin, _schema):
-        [result] = await store.enqueue_many([run])
+    async with connected(settings) as db:
+        result = await db.ops.enqueue(run)
     note = "" if result.created else " (existing run with this idempotency key)"
     print(f"{result.id}{note}")
     return 0
 
 
+async def list_(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    try:
+        types = tuple(TypePattern.parse(t) for t in args.type or ())
+    except ValueError as exc:
+        raise ConfigError(f"--type: {exc}") from None
+    query = RunQuery(statuses=tuple(RunStatus(s) for s in args.status or ()), types=types)
+    async with connected(settings) as db:
+        page = await db.ops.list_runs(query, limit=args.limit, after=args.after)
+    if args.json:
+        print_json(runs_json(page))
+        return 0
+    print(render_runs(page))
+    if page.next is not None:
+        print(f"\nmore: --after {page.next.encode()}")
+    return 0
+
+
 async def status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    async with connected(settings) as (_store, admin, schema):
-        summary = await admin.status_summary()
+    async with connected(settings) as db:
+        summary = await db.ops.status()
     if args.json:
         print_json(summary)
-        return 0
-    from workfleet.cli.render import render_status
-
-    print(render_status(summary, schema))
+    else:
+        print(render_status(summary, db.schema))
     return 0
 
 
 async def inspect(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    run_id = parse_run_id(args.run_id)
-    async with connected(settings) as (store, _admin, _schema):
-        record = await store.get(run_id)
-        if record is None:
-            raise RunNotFoundError(f"no run {run_id}")
-        events = await store.events(run_id)
+    run_id = parse_id(args.run_id)
+    async with connected(settings) as db:
+        detail = await db.ops.inspect(run_id)
+    if detail is None:
+        return fail("failed", f"no run {run_id}")
     if args.json:
-        print_json({"run": record, "events": events})
-        return 0
-    from workfleet.cli.render import render_run
-
-    print(render_run(record, events))
+        print_json({"run": detail.run, "events": detail.events})
+    else:
+        print(render_run(detail.run, detail.events))
     return 0
 
 
 async def cancel(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    run_id = parse_run_id(args.run_id)
-    async with connected(settings) as (store, _admin, _schema):
-        if await store.cancel(run_id):
-            print(f"cancelled {run_id}")
-            return 0
-        record = await store.get(run_id)
-    if record is None:
-        raise RunNotFoundError(f"no run {run_id}")
-    raise RunNotFoundError(
-        f"run {run_id} is {record.status}; only pending or leased runs can be cancelled"
-    )
+    run_id = parse_id(args.run_id)
+    async with connected(settings) as db:
+        result = await db.ops.cancel(run_id)
+    if not result.done:
+        return refused(result)
+    print(f"cancelled {run_id}")
+    return 0
 
 
 async def redrive(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    run_id = parse_run_id(args.run_id)
-    async with connected(settings) as (store, _admin, _schema):
-        if await store.redrive(run_id, (RunStatus.FAILED,)):
-            print(f"redriven {run_id}: pending with fresh attempts")
-            return 0
-        record = await store.get(run_id)
-    if record is None:
-        raise RunNotFoundError(f"no run {run_id}")
-    raise RunNotFoundError(f"run {run_id} is {record.status}; only failed runs can be redriven")
+    run_id = parse_id(args.run_id)
+    async with connected(settings) as db:
+        result = await db.ops.redrive(run_id)
+    if not result.done:
+        return refused(result)
+    print(f"redriven {run_id}: pending with fresh attempts")
+    return 0
 
 
 async def plugins(args: argparse.Namespace) -> int:
-    from workfleet.plugins import discover
-
     settings_from(args)
     discovery = discover(skip_broken=True)
     rows = [
@@ -214,8 +195,6 @@ async def plugins(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"executors": rows, "errors": errors})
     else:
-        from workfleet.cli.render import table
-
         print(
             table(
                 ["PATTERN", "PLUGIN", "KIND", "PAYLOAD", "FUNCTION"],
@@ -229,33 +208,21 @@ async def plugins(args: argparse.Namespace) -> int:
         )
         for e in errors:
             print(f"\nLOAD ERROR {e['distribution']} / {e['entry_point']}: {e['error']}")
-    return 1 if errors else 0
+    return EXIT["failed"] if errors else 0
 
 
 async def check(args: argparse.Namespace) -> int:
-    from workfleet.db.migrate import latest_version, schema_version
-    from workfleet.db.pool import open_pool
-    from workfleet.dsn import redact
-
     settings = settings_from(args)
-    resolved = settings.resolved_dsn()
     print(
         f"config:     ok (database {redact(settings.database_url.get_secret_value())})"
         if settings.database_url
         else "config: ok"
     )
-    pool = await open_pool(resolved.conninfo, max_size=1, connect_timeout=settings.connect_timeout)
-    try:
-        async with pool.connection() as conn:
-            cur = await conn.execute("SELECT version()")
-            row = await cur.fetchone()
-            print(f"database:   ok ({str(row[0]).split(',')[0] if row else '?'})")
-            version = await schema_version(conn, resolved.schema)
-    except StoreError:
-        raise
-    finally:
-        await pool.close()
-    latest = latest_version()
-    state = "ok" if version == latest else "needs `workfleet migrate`"
-    print(f"schema:     {resolved.schema} at version {version or 'none'} of {latest} ({state})")
-    return 0 if version == latest else 4
+    found = await probe(settings)
+    print(f"database:   ok ({found.server})")
+    state = "ok" if found.version == found.latest else "needs `workfleet migrate`"
+    print(
+        f"schema:     {found.schema} at version {found.version or 'none'} of {found.latest} "
+        f"({state})"
+    )
+    return 0 if found.version == found.latest else EXIT["schema"]

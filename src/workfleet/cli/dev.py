@@ -14,8 +14,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from workfleet.cli.connect import connected
+from workfleet.cli.connect import migrate as apply_migrations
+from workfleet.cli.options import settings_from
 from workfleet.errors import ConfigError
 from workfleet.models import NewRun
+from workfleet.plugins import discover
 
 DEMO_RUNS = [
     NewRun("content.thumbnail.v1", {"content_id": "img123", "width": 300, "height": 200}),
@@ -92,24 +96,18 @@ def banner(url: str, schema: str, http_port: int | None, embedded: bool) -> str:
 
 
 async def dev(args: argparse.Namespace) -> int:
-    from workfleet.cli.main import overrides
-    from workfleet.db.migrate import migrate
-    from workfleet.observability.logging import configure_logging
-    from workfleet.plugins import discover
+    # the runtime is loaded only by the commands that run a worker (start-up of the others)
     from workfleet.runtime.worker import Worker, serve
-    from workfleet.settings import load_settings
 
-    given = overrides(args)
-    settings = load_settings(**given)
+    settings = settings_from(args)
     embedded = settings.database_url is None
     if embedded:
         url = await asyncio.to_thread(start_embedded, args.data_dir)
-        settings = load_settings(**{**given, "database_url": url})
+        settings = settings_from(args, database_url=url)
     else:
         url = settings.database_url.get_secret_value() if settings.database_url else ""
-    configure_logging(settings.log_format, settings.log_level)
-    resolved = settings.resolved_dsn()
-    await migrate(resolved.conninfo, resolved.schema)
+    await apply_migrations(settings)
+    schema = settings.resolved_dsn().schema
     discovery = discover(skip_broken=True)
     for failure in discovery.failures:
         print(f"workfleet: warning: skipped plugin: {failure.error}", file=sys.stderr)
@@ -124,10 +122,11 @@ async def dev(args: argparse.Namespace) -> int:
             while not worker.health.started:  # noqa: ASYNC110 - the flag is set once, at start
                 await asyncio.sleep(0.05)
             port = worker.http.port if worker.http else None
-            print(banner(url, resolved.schema, port, embedded), file=sys.stderr, flush=True)
-            if not args.no_demo and worker.store is not None:
+            print(banner(url, schema, port, embedded), file=sys.stderr, flush=True)
+            if not args.no_demo:
                 runs = [r for r in DEMO_RUNS if discovery.registry.resolve(r.type)]
-                done = await worker.store.enqueue_many(runs)
+                async with connected(settings) as db:
+                    done = await db.ops.enqueue_many(runs)
                 print(f"enqueued {len(done)} demo runs", file=sys.stderr, flush=True)
 
         task = asyncio.create_task(after_start())

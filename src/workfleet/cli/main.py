@@ -1,31 +1,31 @@
-"""Argument parsing and dispatch for ``workfleet``; the commands live in sibling modules."""
+"""Argument parsing and dispatch for ``workfleet``: the commands live in sibling modules, which
+this one imports (never the reverse); errors become exit codes here (see :data:`EXIT`)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from workfleet import __version__
+from workfleet.cli import commands, dev, schedules
+from workfleet.cli.options import EXIT, common, fail, worker_options
 from workfleet.errors import (
     ConfigError,
+    InvalidRequestError,
     PluginError,
     RunNotFoundError,
     SchemaNotReadyError,
+    StoreDataError,
     StoreError,
     WorkfleetError,
 )
+from workfleet.models import RunStatus
 
-EXIT = {
-    "ok": 0,
-    "failed": 1,
-    "config": 2,
-    "database": 3,
-    "schema": 4,
-    "plugin": 5,
-}
+__all__ = ["EXIT", "build_parser", "main", "run_async"]
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -60,58 +60,6 @@ def run_async(coro: Coroutine[Any, Any, int], *, exit_grace: float = 1.0) -> int
             loop.close()
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--database-url",
-        metavar="URL",
-        help="PostgreSQL URL (default: $WORKFLEET_DATABASE_URL or $DATABASE_URL)",
-    )
-    p.add_argument(
-        "--schema",
-        help="schema of the workflow tables (default: from the URL, "
-        "else 'workflow'; env WORKFLEET_SCHEMA)",
-    )
-    p.add_argument(
-        "--log-format",
-        choices=["auto", "json", "console"],
-        help="log format (env WORKFLEET_LOG_FORMAT; auto: console on a TTY)",
-    )
-    p.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (env WORKFLEET_LOG_LEVEL)")
-
-
-def _worker_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--prefix",
-        action="append",
-        metavar="PATTERN[=N]",
-        help="a lease loop: type pattern and optional concurrency, e.g. "
-        "'billing.%%=8'; repeatable (env WORKFLEET_PREFIXES='billing.%%=8,notify.%%')",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        help="default concurrency per prefix (env WORKFLEET_CONCURRENCY, default 10)",
-    )
-    p.add_argument(
-        "--poll-only",
-        action="store_true",
-        default=None,
-        help="no LISTEN connection; poll only (for PgBouncer transaction pooling)",
-    )
-    p.add_argument(
-        "--http-port",
-        type=int,
-        help="port of /metrics and probes (default 9464; 0 picks a free port)",
-    )
-    p.add_argument("--no-http", action="store_true", help="do not serve /metrics and probes")
-    p.add_argument(
-        "--skip-broken-plugins",
-        action="store_true",
-        default=None,
-        help="start even if some plugins fail to import (they are reported)",
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workfleet",
@@ -122,23 +70,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"workfleet {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    from workfleet.cli import commands, dev, schedules
 
     def add(name: str, handler: Handler, help_: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
-        _common(p)
+        common(p)
         p.set_defaults(handler=handler)
         return p
 
     add("migrate", commands.migrate, "create or upgrade the schema (safe to run concurrently)")
-    _worker_options(add("worker", commands.worker, "run a worker until SIGTERM"))
+    worker_options(add("worker", commands.worker, "run a worker until SIGTERM"))
     p = add(
         "dev",
         dev.dev,
         "run a worker on an embedded Postgres (no DATABASE_URL needed), "
         "migrate, and enqueue demo runs",
     )
-    _worker_options(p)
+    worker_options(p)
     p.add_argument("--no-demo", action="store_true", help="do not enqueue the demo runs")
     p.add_argument(
         "--data-dir",
@@ -154,6 +101,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", type=float, help="seconds from now before it may run")
     p.add_argument("--run-at", help="ISO-8601 time before which it does not run")
     p.add_argument("--max-attempts", type=int, help="attempts before it fails (default 3)")
+
+    p = add("list", commands.list_, "runs, newest first, a page at a time (no payloads)")
+    p.add_argument(
+        "--status",
+        action="append",
+        choices=[str(s) for s in RunStatus],
+        help="only runs in this status; repeatable",
+    )
+    p.add_argument(
+        "--type",
+        action="append",
+        metavar="PATTERN",
+        help="a type or a prefix pattern such as 'billing.%%'; repeatable",
+    )
+    p.add_argument("--limit", type=int, default=50, help="runs per page (default 50, at most 1000)")
+    p.add_argument("--after", metavar="CURSOR", help="the page after this one (printed as 'more')")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = add(
         "status",
@@ -176,44 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     add("check", commands.check, "check configuration, connectivity and schema version")
 
-    schedules.add_parser(sub, _common)
+    schedules.add_parser(sub)
     return parser
-
-
-def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """Settings fields given on the command line (flags beat the environment)."""
-    mapping = {
-        "database_url": "database_url",
-        "schema": "db_schema",
-        "log_format": "log_format",
-        "log_level": "log_level",
-        "prefix": "prefixes",
-        "concurrency": "concurrency",
-        "poll_only": "poll_only",
-        "http_port": "http_port",
-        "skip_broken_plugins": "skip_broken_plugins",
-    }
-    out = {
-        field: getattr(args, arg)
-        for arg, field in mapping.items()
-        if getattr(args, arg, None) is not None
-    }
-    if getattr(args, "no_http", False):
-        out["http_enabled"] = False
-    return out
-
-
-def _fail(code: str, message: str) -> int:
-    from workfleet.dsn import redact
-
-    print(f"workfleet: error: {redact(message)}", file=sys.stderr)
-    return EXIT[code]
 
 
 def _exit_past_stuck_threads(code: int) -> None:
     """A sync executor that never returns would block interpreter exit: leave without it."""
-    import os
-
+    # loaded only after a worker ran, which loaded the runtime already
     from workfleet.runtime.worker import stuck_executor_threads
 
     stuck = stuck_executor_threads()
@@ -237,17 +170,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("worker", "dev"):
             _exit_past_stuck_threads(code)
         return code
-    except ConfigError as exc:
-        return _fail("config", str(exc))
+    except (ConfigError, InvalidRequestError) as exc:
+        return fail("config", str(exc))
     except PluginError as exc:
-        return _fail("plugin", str(exc))
+        return fail("plugin", str(exc))
     except SchemaNotReadyError as exc:
-        return _fail("schema", str(exc))
+        return fail("schema", str(exc))
+    except StoreDataError as exc:  # the database refused a value: it was reached
+        return fail("failed", str(exc))
     except StoreError as exc:
-        return _fail("database", str(exc))
-    except RunNotFoundError as exc:
-        return _fail("failed", str(exc))
-    except WorkfleetError as exc:
-        return _fail("failed", str(exc))
+        return fail("database", str(exc))
+    except (RunNotFoundError, WorkfleetError) as exc:
+        return fail("failed", str(exc))
     except KeyboardInterrupt:
         return 130

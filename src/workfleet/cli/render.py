@@ -1,16 +1,36 @@
-"""Plain-text rendering of runs, events and the status summary for the terminal.
+"""What the CLI prints: plain-text tables of runs, events, schedules and the status summary,
+and JSON documents for ``--json``.
 
 Payloads and results are shown only by ``inspect`` (the operator asked for that run); ``status``
-never prints payload contents.
+and ``list`` never print payload contents.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from workfleet.models import Event, RunRecord
+from workfleet.store import RunPage, ScheduleRecord, StatusSummary
+
+
+def json_default(value: Any) -> Any:
+    """JSON for what the standard encoder does not know: times, ids, records."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return str(value)
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, default=json_default, indent=2, sort_keys=True))
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -35,16 +55,12 @@ def age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-def render_status(summary: Any, schema: str) -> str:
+def render_status(summary: StatusSummary, schema: str) -> str:
     out = [f"schema {schema}", ""]
     counts: dict[str, dict[str, int]] = {}
     for c in summary.counts:
         counts.setdefault(c.type, {})[str(c.status)] = c.count
-    oldest = (
-        dict(summary.oldest_pending.items())
-        if hasattr(summary.oldest_pending, "items")
-        else {o.type: o.age_seconds for o in summary.oldest_pending}
-    )
+    oldest = {o.type: o.age_seconds for o in summary.oldest_pending}
     statuses = ["pending", "leased", "succeeded", "failed", "cancelled"]
     rows = [
         [t, *[counts[t].get(s, 0) for s in statuses], age(oldest.get(t))] for t in sorted(counts)
@@ -138,3 +154,64 @@ def render_run(record: RunRecord, events: Sequence[Event]) -> str:
             f"{str(e.event_type).ljust(9)}  {data}"
         )
     return "\n".join(lines)
+
+
+# the run fields `list` shows: never the payload or the result
+LISTED = ("id", "type", "status", "attempt", "max_attempts", "priority", "run_at", "created_at")
+
+
+def runs_json(page: RunPage) -> dict[str, Any]:
+    """``list --json``: the page's runs without payloads or results, and the next page's token."""
+    return {
+        "runs": [
+            {**{k: getattr(r, k) for k in LISTED}, "last_error": r.last_error} for r in page.runs
+        ],
+        "next": page.next.encode() if page.next else None,
+    }
+
+
+def render_runs(page: RunPage) -> str:
+    if not page.runs:
+        return "no runs"
+    return table(
+        ["ID", "TYPE", "STATUS", "ATTEMPT", "CREATED", "LAST ERROR"],
+        [
+            [
+                r.id,
+                r.type,
+                r.status,
+                f"{r.attempt}/{r.max_attempts}",
+                r.created_at.isoformat(timespec="seconds"),
+                None if r.last_error is None else r.last_error.splitlines()[0][:60],
+            ]
+            for r in page.runs
+        ],
+    )
+
+
+def note(problem: str | None, enabled: bool) -> str | None:
+    """The NOTE of a schedule workfleet cannot fire (another tool may have written it)."""
+    if problem is None:
+        return None
+    return f"invalid here: {problem}" + (" - disabled when due" if enabled else "")
+
+
+def render_schedules(records: Sequence[ScheduleRecord]) -> str:
+    if not records:
+        return "no schedules"
+    return table(
+        ["ID", "TYPE", "CRON", "TZ", "ENABLED", "NEXT RUN", "LAST RUN", "NOTE"],
+        [
+            [
+                r.id,
+                r.type,
+                r.schedule,
+                r.timezone,
+                "yes" if r.enabled else "no",
+                r.next_run_at.isoformat(timespec="seconds"),
+                r.last_run_at.isoformat(timespec="seconds") if r.last_run_at else None,
+                note(r.problem, r.enabled),
+            ]
+            for r in records
+        ],
+    )

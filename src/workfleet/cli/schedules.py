@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
 from typing import Any
 
-from workfleet.errors import ConfigError, RunNotFoundError
+from workfleet.cli.connect import connected
+from workfleet.cli.options import common, fail, settings_from
+from workfleet.cli.render import print_json, render_schedules
+from workfleet.errors import ConfigError
+from workfleet.operations import Reason, ScheduleResult, parse_id
 
 
-def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> None:
+def add_parser(sub: Any) -> None:
+    """The ``schedule`` command and its actions, under the top-level subparsers ``sub``."""
     p = sub.add_parser(
         "schedule",
         help="manage cron schedules that create runs",
@@ -47,89 +51,60 @@ def add_parser(sub: Any, common: Callable[[argparse.ArgumentParser], None]) -> N
 
 
 async def add(args: argparse.Namespace) -> int:
-    from workfleet.cli.commands import connected, settings_from
-
     settings = settings_from(args)
     try:
         payload = json.loads(args.payload)
     except json.JSONDecodeError as exc:
         raise ConfigError(f"--payload is not valid JSON: {exc.msg}") from None
-    async with connected(settings) as (_store, admin, _schema):
-        try:
-            schedule_id = await admin.add_schedule(
-                args.type, args.cron, args.tz, payload, args.priority, args.max_attempts
-            )
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        [record] = [s for s in await admin.list_schedules() if s.id == schedule_id]
-    print(f"{schedule_id} next run at {record.next_run_at.isoformat()}")
+    async with connected(settings) as db:
+        record = await db.ops.add_schedule(
+            args.type,
+            args.cron,
+            timezone=args.tz,
+            payload=payload,
+            priority=args.priority,
+            max_attempts=args.max_attempts,
+        )
+    print(f"{record.id} next run at {record.next_run_at.isoformat()}")
     return 0
 
 
 async def list_(args: argparse.Namespace) -> int:
-    from workfleet.cli.commands import connected, print_json, settings_from
-    from workfleet.cli.render import table
-
     settings = settings_from(args)
-    async with connected(settings) as (_store, admin, _schema):
-        records = await admin.list_schedules()
+    async with connected(settings) as db:
+        records = await db.ops.list_schedules()
     if args.json:
         print_json(records)
-        return 0
-    if not records:
-        print("no schedules")
-        return 0
-    print(
-        table(
-            ["ID", "TYPE", "CRON", "TZ", "ENABLED", "NEXT RUN", "LAST RUN", "NOTE"],
-            [
-                [
-                    r.id,
-                    r.type,
-                    r.schedule,
-                    r.timezone,
-                    "yes" if r.enabled else "no",
-                    r.next_run_at.isoformat(timespec="seconds"),
-                    r.last_run_at.isoformat(timespec="seconds") if r.last_run_at else None,
-                    note(r.problem, r.enabled),
-                ]
-                for r in records
-            ],
-        )
-    )
+    else:
+        print(render_schedules(records))
     return 0
 
 
-def note(problem: str | None, enabled: bool) -> str | None:
-    """The NOTE of a schedule workfleet cannot fire (another tool may have written it)."""
-    if problem is None:
-        return None
-    return f"invalid here: {problem}" + (" - disabled when due" if enabled else "")
-
-
-async def _toggle(args: argparse.Namespace, verb: str) -> int:
-    from workfleet.cli.commands import connected, parse_run_id, settings_from
-
-    settings = settings_from(args)
-    schedule_id = parse_run_id(args.schedule_id)
-    async with connected(settings) as (_store, admin, _schema):
-        if verb == "delete":
-            ok = await admin.delete_schedule(schedule_id)
-        else:
-            ok = await admin.set_schedule_enabled(schedule_id, verb == "resume")
-    if not ok:
-        raise RunNotFoundError(f"no schedule {schedule_id}")
-    print(f"{verb}d {schedule_id}")
-    return 0
+def _report(result: ScheduleResult, verb: str) -> int:
+    if result.done:
+        print(f"{verb} {result.schedule_id}")
+        return 0
+    if result.reason is Reason.CANNOT_FIRE:
+        return fail("failed", f"schedule {result.schedule_id} cannot fire: {result.problem}")
+    return fail("failed", f"no schedule {result.schedule_id}")
 
 
 async def pause(args: argparse.Namespace) -> int:
-    return await _toggle(args, "pause")
+    settings = settings_from(args)
+    schedule_id = parse_id(args.schedule_id, "schedule")
+    async with connected(settings) as db:
+        return _report(await db.ops.pause_schedule(schedule_id), "paused")
 
 
 async def resume(args: argparse.Namespace) -> int:
-    return await _toggle(args, "resume")
+    settings = settings_from(args)
+    schedule_id = parse_id(args.schedule_id, "schedule")
+    async with connected(settings) as db:
+        return _report(await db.ops.resume_schedule(schedule_id), "resumed")
 
 
 async def delete(args: argparse.Namespace) -> int:
-    return await _toggle(args, "delete")
+    settings = settings_from(args)
+    schedule_id = parse_id(args.schedule_id, "schedule")
+    async with connected(settings) as db:
+        return _report(await db.ops.delete_schedule(schedule_id), "deleted")

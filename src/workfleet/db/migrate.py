@@ -117,6 +117,12 @@ async def migrate(conninfo: str, schema: str) -> list[Migration]:
     return applied
 
 
+def server_version(conn: psycopg.AsyncConnection[Any]) -> str:
+    """The server's product and version, e.g. ``PostgreSQL 15.6``, as it reported them when
+    the connection started (no statement is sent)."""
+    return f"PostgreSQL {conn.info.parameter_status('server_version') or '?'}"
+
+
 async def schema_version(conn: psycopg.AsyncConnection[Any], schema: str) -> int | None:
     """The highest applied migration in ``schema``, or None when workfleet never migrated it."""
     cur = await conn.execute(

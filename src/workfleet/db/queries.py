@@ -76,7 +76,16 @@ HOT_PATH = frozenset(
 
 # Errors that come from what a statement was given or found (a value out of range, a broken
 # invariant, a limit), not from the connection: the same statement fails the same way again.
-_DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded)
+DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded)
+
+
+def store_error(what: str, exc: psycopg.Error) -> StoreError:
+    """The error to raise for driver error ``exc`` of statement ``what`` (raise it ``from exc``):
+    :class:`StoreDataError` when the statement's data, not the connection, is at fault (the
+    :data:`DATA_ERRORS`), else :class:`StoreError`. The one classification of every statement,
+    pooled (:func:`fetch`) or on a transaction's cursor."""
+    kind = StoreDataError if isinstance(exc, DATA_ERRORS) else StoreError
+    return kind(f"{what} failed: {type(exc).__name__}: {exc}")
 
 
 async def fetch(
@@ -100,10 +109,8 @@ async def fetch(
                 tolerate_infinity(cur)
             await cur.execute(queries[name], params, prepare=prepare)
             return await cur.fetchall() if cur.description else []
-    except _DATA_ERRORS as exc:
-        raise StoreDataError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
     except psycopg.Error as exc:
-        raise StoreError(f"{name} failed: {type(exc).__name__}: {exc}") from exc
+        raise store_error(name, exc) from exc
 
 
 class QueryStore:

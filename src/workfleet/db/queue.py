@@ -18,7 +18,7 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from workfleet.db.queries import Queries, QueryStore
+from workfleet.db.queries import Queries, QueryStore, store_error
 from workfleet.errors import StoreError
 from workfleet.models import (
     ClaimedRun,
@@ -125,7 +125,7 @@ async def enqueue_on(
                 await cur.execute(q["ids_by_key"], {"keys": missing})
                 found = {r["key"]: r["id"] for r in await cur.fetchall()}
     except psycopg.Error as exc:
-        raise StoreError(f"enqueue failed: {type(exc).__name__}: {exc}") from exc
+        raise store_error("enqueue", exc) from exc
     result: list[Enqueued] = []
     for r in rows:
         run_id = r["id"] if r["id"] is not None else found.get(r["key"])

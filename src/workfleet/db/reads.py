@@ -15,10 +15,9 @@ from typing import Any
 
 from workfleet.db.queries import QueryStore
 from workfleet.models import Event, EventType, RunRecord, RunStatus
-from workfleet.store import CappedCount, RunCursor, RunPage, RunQuery
+from workfleet.store import MAX_PAGE, CappedCount, RunCursor, RunPage, RunQuery
 
 Row = dict[str, Any]
-MAX_PAGE = 1000
 
 
 def _record(row: Row) -> RunRecord:

@@ -22,10 +22,11 @@ from prometheus_client import CollectorRegistry
 from psycopg_pool import AsyncConnectionPool
 
 from workfleet import __version__
-from workfleet.db.admin import AdminStore
 from workfleet.db.listener import Listener
+from workfleet.db.maintenance import PgMaintenance
 from workfleet.db.migrate import require_schema
 from workfleet.db.pool import open_pool
+from workfleet.db.schedules import PgSchedules
 from workfleet.db.store import PgStore
 from workfleet.errors import ConfigError, StoreError
 from workfleet.models import RegistryEntry
@@ -38,7 +39,7 @@ from workfleet.runtime.engine import Engine
 from workfleet.runtime.loops import loop_specs
 from workfleet.runtime.maintenance import maintenance_loop, pending_loop, ticker_loop
 from workfleet.settings import Settings
-from workfleet.store import Observer
+from workfleet.store import MaintenanceStore, Observer, ScheduleStore
 
 
 class Worker:
@@ -124,7 +125,8 @@ class Worker:
                 pool, self.resolved.schema, lifecycle_events=self.settings.run_events == "all"
             )
             self.store = store
-            admin = AdminStore(pool, self.resolved.schema)
+            maintenance = PgMaintenance(pool, self.resolved.schema, observer=self.observer)
+            schedules = PgSchedules(pool, self.resolved.schema, observer=self.observer)
             self.registry.register(PoolCollector(pool.get_stats))
             await store.upsert_registry(
                 [
@@ -132,7 +134,7 @@ class Worker:
                     for p, spec in sorted(self.discovery.registry.executors.items())
                 ]
             )
-            await admin.register_worker(
+            await maintenance.register_worker(
                 s.worker_id,
                 socket.gethostname(),
                 os.getpid(),
@@ -144,7 +146,7 @@ class Worker:
             for lp in engine.loops:
                 self.observer.in_flight(lp.name, 0, lp.concurrency)
             side_stop = asyncio.Event()
-            tasks.extend(self._side_tasks(engine, store, admin, side_stop))
+            tasks.extend(self._side_tasks(engine, store, maintenance, schedules, side_stop))
             self.health.db_ok = lambda: self._db.ok
             self.health.listener_ok = lambda: self.listener is None or self.listener.connected
             self.health.alive = self._alive
@@ -179,7 +181,7 @@ class Worker:
             if self.listener is not None:
                 self.listener.stop()
             try:
-                await admin.remove_worker(s.worker_id)
+                await maintenance.remove_worker(s.worker_id)
             except StoreError as exc:
                 self.log.warning("could not deregister worker", error=str(exc))
             self.log.info("worker stopped")
@@ -198,7 +200,12 @@ class Worker:
         await pool.close()
 
     def _side_tasks(
-        self, engine: Engine, store: PgStore, admin: AdminStore, stop: asyncio.Event
+        self,
+        engine: Engine,
+        store: PgStore,
+        maintenance: MaintenanceStore,
+        schedules: ScheduleStore,
+        stop: asyncio.Event,
     ) -> list[asyncio.Task[Any]]:
         """Watchdog, listener, cron ticker and maintenance: started beside the engine."""
         s = self.settings
@@ -207,15 +214,15 @@ class Worker:
             self.listener = self._make_listener(engine)
             tasks.append(asyncio.create_task(self.listener.run(), name="listener"))
         if s.schedules_enabled:
-            ticker = ticker_loop(admin, s.maintenance, engine.notify_inserted, stop, self.log)
+            ticker = ticker_loop(schedules, s.maintenance, engine.notify_inserted, stop, self.log)
             tasks.append(asyncio.create_task(ticker, name="schedules"))
-        maintenance = maintenance_loop(
-            store, admin, s.maintenance, s.worker_id, stop, self.log, engine.wake_all
+        side = maintenance_loop(
+            store, maintenance, s.maintenance, s.worker_id, stop, self.log, engine.wake_all
         )
-        tasks.append(asyncio.create_task(maintenance, name="maintenance"))
+        tasks.append(asyncio.create_task(side, name="maintenance"))
         if s.pending_metrics_interval > 0:
             gauges = pending_loop(
-                admin,
+                maintenance,
                 [lp.pattern for lp in self.loops],
                 s.pending_metrics_interval,
                 self.metrics.set_pending,

@@ -1,4 +1,5 @@
--- Cron schedule queries (workflow_schedule). `{schema}` is the quoted schema.
+-- Cron schedules (db/schedules.py): managing workflow_schedule and the ticker. `{schema}` is the
+-- quoted schema.
 
 -- name: schedule_insert
 INSERT INTO {schema}.workflow_schedule
@@ -15,7 +16,9 @@ WHERE %(include_deleted)s OR deleted_at IS NULL
 ORDER BY created_at, id;
 
 -- name: schedule_get
-SELECT id, schedule, timezone FROM {schema}.workflow_schedule
+SELECT id, type, payload, schedule, timezone, next_run_at, last_run_at, enabled, priority,
+       max_attempts, created_at, updated_at, deleted_at
+FROM {schema}.workflow_schedule
 WHERE id = %(id)s AND deleted_at IS NULL;
 
 -- name: schedule_set_enabled
@@ -33,7 +36,10 @@ WHERE id = %(id)s AND deleted_at IS NULL
 RETURNING id;
 
 -- name: schedule_due
-SELECT id, type, payload, schedule, timezone, next_run_at, priority, max_attempts
+-- The payload as text, handed back to schedule_fire as is: a payload Python cannot decode (one
+-- nested too deeply) must not fail the tick.
+SELECT id, type, payload::text AS payload, schedule, timezone, next_run_at, priority,
+       max_attempts
 FROM {schema}.workflow_schedule
 WHERE enabled AND deleted_at IS NULL AND next_run_at <= now()
 ORDER BY next_run_at
@@ -53,7 +59,7 @@ SET next_run_at = %(next_run_at)s, last_run_at = now(), updated_at = now()
 WHERE id = %(id)s;
 
 -- name: schedule_disable
--- A schedule whose cron or timezone cannot be parsed (inserted by hand) stops firing.
+-- A schedule that cannot fire (its cron or timezone cannot be parsed, its run is refused) stops.
 UPDATE {schema}.workflow_schedule SET enabled = false, updated_at = now() WHERE id = %(id)s;
 
 -- name: schedule_next_due

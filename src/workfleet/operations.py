@@ -1,0 +1,247 @@
+"""What a user can ask of workfleet, in one façade over the ports: the CLI uses it, and so will
+the REST API.
+
+:class:`Operations` speaks only through the ports of :mod:`workfleet.store` (never SQL, never a
+driver: an import-linter contract keeps it so), and answers in types rather than words:
+
+- a refusal is a result, not an exception: :class:`ActionResult` and :class:`ScheduleResult`
+  say whether the action was done and, when not, the :class:`Reason` (with the run's current
+  status), which each front end turns into its own message and code (the CLI's exit status, the
+  API's 404 or 409);
+- input that cannot be acted on raises :class:`~workfleet.errors.InvalidRequestError` (the API's
+  400) saying what to change, before anything is written;
+- a missing run or schedule reads as None.
+
+Database failures propagate as :class:`~workfleet.errors.StoreError`.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from workfleet.errors import InvalidRequestError
+from workfleet.models import Enqueued, Event, NewRun, RunRecord, RunStatus, check_new_run
+from workfleet.schedule import validate_cron, validate_timezone
+from workfleet.store import (
+    MAX_PAGE,
+    CappedCount,
+    RunCursor,
+    RunOperations,
+    RunPage,
+    RunQuery,
+    RunQueue,
+    RunReads,
+    ScheduleAdmin,
+    ScheduleRecord,
+    StatusReads,
+    StatusSummary,
+)
+
+# The statuses a run can be cancelled or redriven from (the cancel and redrive statements').
+CANCELLABLE = (RunStatus.PENDING, RunStatus.LEASED)
+REDRIVABLE = (RunStatus.FAILED,)
+
+
+class Reason(enum.StrEnum):
+    """Why an action was not done."""
+
+    NOT_FOUND = "not_found"  # no such run or schedule (a deleted schedule is gone)
+    NOT_CANCELLABLE = "not_cancellable"  # finished already: the result's status says how
+    NOT_REDRIVABLE = "not_redrivable"  # not failed: the result's status says what it is
+    DELETED = "deleted"  # the run is soft-deleted: it never runs again
+    CANNOT_FIRE = "cannot_fire"  # the schedule's cron or timezone is not one workfleet fires
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    """What an action on a run did. ``status`` is the run's status afterwards (None when there
+    is no such run); ``reason`` is set exactly when ``done`` is False."""
+
+    run_id: uuid.UUID
+    done: bool
+    reason: Reason | None = None
+    status: RunStatus | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleResult:
+    """What an action on a schedule did; ``reason`` is set exactly when ``done`` is False."""
+
+    schedule_id: uuid.UUID
+    done: bool
+    reason: Reason | None = None
+    problem: str | None = None  # with CANNOT_FIRE: what is wrong with the schedule
+
+
+@dataclass(frozen=True, slots=True)
+class RunDetail:
+    """One run and its audit trail, oldest event first."""
+
+    run: RunRecord
+    events: list[Event]
+
+
+def parse_id(text: str, what: str = "run") -> uuid.UUID:
+    """A run or schedule id from user input; :class:`InvalidRequestError` when it is no UUID."""
+    try:
+        return uuid.UUID(text)
+    except ValueError:
+        raise InvalidRequestError(f"{text!r} is not a {what} id (a UUID)") from None
+
+
+class Operations:
+    """Enqueue, read and act on runs; the status summary; manage schedules."""
+
+    def __init__(
+        self,
+        *,
+        queue: RunQueue,
+        reads: RunReads,
+        runs: RunOperations,
+        status: StatusReads,
+        schedules: ScheduleAdmin,
+    ) -> None:
+        self.queue = queue
+        self.reads = reads
+        self.runs = runs
+        self.status_reads = status
+        self.schedules = schedules
+
+    # --- runs -------------------------------------------------------------------------------
+
+    async def enqueue(self, run: NewRun) -> Enqueued:
+        """Record the intent to run; a duplicate idempotency key returns the existing run."""
+        [result] = await self.enqueue_many([run])
+        return result
+
+    async def enqueue_many(self, runs: Sequence[NewRun]) -> list[Enqueued]:
+        """Enqueue in one statement, results in input order; every run is checked first, so an
+        invalid one (:class:`InvalidRequestError`) sends none."""
+        try:
+            checked = [check_new_run(r) for r in runs]
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        return await self.queue.enqueue_many(checked) if checked else []
+
+    async def get(self, run_id: uuid.UUID) -> RunRecord | None:
+        return await self.reads.get(run_id)
+
+    async def inspect(self, run_id: uuid.UUID) -> RunDetail | None:
+        """The run and its events, or None when there is no such run."""
+        record = await self.reads.get(run_id)
+        if record is None:
+            return None
+        return RunDetail(record, await self.reads.events(run_id))
+
+    async def list_runs(
+        self,
+        query: RunQuery | None = None,
+        *,
+        limit: int = 50,
+        after: RunCursor | str | None = None,
+    ) -> RunPage:
+        """A keyset page of runs, newest first; ``after`` is the previous page's ``next`` (or
+        its :meth:`~workfleet.store.RunCursor.encode` token)."""
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE}")
+        if isinstance(after, str):
+            try:
+                after = RunCursor.decode(after)
+            except ValueError as exc:
+                raise InvalidRequestError(str(exc)) from None
+        return await self.reads.query_runs(query or RunQuery(), limit=limit, after=after)
+
+    async def count_runs(self, query: RunQuery | None = None, *, cap: int = 10_000) -> CappedCount:
+        """How many runs ``query`` selects, counting no further than ``cap``."""
+        if cap < 1:
+            raise InvalidRequestError("cap must be at least 1")
+        return await self.reads.count_runs(query or RunQuery(), cap=cap)
+
+    async def cancel(self, run_id: uuid.UUID) -> ActionResult:
+        """Cancel a pending or leased run (a running executor learns it promptly)."""
+        if await self.runs.cancel(run_id):
+            return ActionResult(run_id, True, status=RunStatus.CANCELLED)
+        return await self._refused(run_id, Reason.NOT_CANCELLABLE)
+
+    async def redrive(self, run_id: uuid.UUID) -> ActionResult:
+        """Give a failed run a fresh set of attempts, runnable now."""
+        if await self.runs.redrive(run_id, REDRIVABLE):
+            return ActionResult(run_id, True, status=RunStatus.PENDING)
+        return await self._refused(run_id, Reason.NOT_REDRIVABLE)
+
+    async def _refused(self, run_id: uuid.UUID, reason: Reason) -> ActionResult:
+        record = await self.reads.get(run_id)
+        if record is None:
+            return ActionResult(run_id, False, Reason.NOT_FOUND)
+        if record.deleted_at is not None and reason is Reason.NOT_REDRIVABLE:
+            reason = Reason.DELETED
+        return ActionResult(run_id, False, reason, record.status)
+
+    # --- status -----------------------------------------------------------------------------
+
+    async def status(self) -> StatusSummary:
+        """Counts, oldest due runs, live and other workers, and the types nobody serves."""
+        return await self.status_reads.status_summary()
+
+    # --- schedules --------------------------------------------------------------------------
+
+    async def add_schedule(
+        self,
+        run_type: str,
+        cron: str,
+        *,
+        timezone: str = "UTC",
+        payload: Any = None,
+        priority: int = 100,
+        max_attempts: int = 3,
+    ) -> ScheduleRecord:
+        """Add a schedule: it creates a run of ``run_type`` at every fire time of ``cron`` (5
+        fields or a descriptor such as ``@daily``, in ``timezone``)."""
+        try:
+            check_new_run(NewRun(run_type, payload, max_attempts=max_attempts))
+            cron = validate_cron(cron)
+            validate_timezone(timezone)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        schedule_id = await self.schedules.add_schedule(
+            run_type, cron, timezone, payload, priority, max_attempts
+        )
+        record = await self.schedules.get_schedule(schedule_id)
+        if record is None:  # deleted between the two statements
+            raise InvalidRequestError(f"schedule {schedule_id} was deleted as it was added")
+        return record
+
+    async def list_schedules(self, include_deleted: bool = False) -> list[ScheduleRecord]:
+        """Schedules, oldest first, each with the ``problem`` that keeps it from firing."""
+        return await self.schedules.list_schedules(include_deleted)
+
+    async def get_schedule(self, schedule_id: uuid.UUID) -> ScheduleRecord | None:
+        return await self.schedules.get_schedule(schedule_id)
+
+    async def pause_schedule(self, schedule_id: uuid.UUID) -> ScheduleResult:
+        """Stop a schedule from firing (pausing a paused one is done too)."""
+        return self._schedule_result(
+            schedule_id, await self.schedules.set_schedule_enabled(schedule_id, False)
+        )
+
+    async def resume_schedule(self, schedule_id: uuid.UUID) -> ScheduleResult:
+        """Let a schedule fire again, from its next fire time after now (no catch-up); not a
+        schedule workfleet cannot fire (another tool wrote its cron or timezone)."""
+        record = await self.schedules.get_schedule(schedule_id)
+        if record is not None and record.problem is not None:
+            return ScheduleResult(schedule_id, False, Reason.CANNOT_FIRE, record.problem)
+        return self._schedule_result(
+            schedule_id, await self.schedules.set_schedule_enabled(schedule_id, True)
+        )
+
+    async def delete_schedule(self, schedule_id: uuid.UUID) -> ScheduleResult:
+        """Soft-delete a schedule; it never fires again."""
+        return self._schedule_result(schedule_id, await self.schedules.delete_schedule(schedule_id))
+
+    @staticmethod
+    def _schedule_result(schedule_id: uuid.UUID, done: bool) -> ScheduleResult:
+        return ScheduleResult(schedule_id, done, None if done else Reason.NOT_FOUND)
