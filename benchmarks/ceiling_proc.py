@@ -4,9 +4,8 @@ Claim: the same eligibility (the schema's ``workfleet_queued`` view), order and 
 SKIP LOCKED`` as the runtime's claim (``src/workfleet/db/sql/runs.sql``) but without the
 leased/started events, and, like it, committed asynchronously (the ceiling uses every trick
 the runtime does). Complete: one fenced ``UPDATE ... status = 'succeeded'`` per batch, also
-without events. One connection,
-autocommit, one batch in flight: claim k, "run" them (nothing), complete k, repeat until a
-claim returns no row.
+without events. One connection, autocommit, one batch in flight: claim k, "run" them
+(nothing), complete k, repeat until a claim returns no row.
 
 With ``--events`` both statements also write the runtime's audit events (``leased`` and
 ``started`` in the claim, ``succeeded`` in the completion, the same rows as ``runs.sql``): the
