@@ -24,8 +24,8 @@ from typing import Any
 
 from workfleet import Plugin
 from workfleet.cli.main import run_async
+from workfleet.discovery import Discovery, ExecutorRegistry
 from workfleet.observability.logging import configure_logging
-from workfleet.plugins import Discovery, ExecutorRegistry
 from workfleet.runtime.worker import Worker
 from workfleet.settings import load_settings
 

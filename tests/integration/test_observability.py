@@ -13,8 +13,8 @@ from tests.integration.worker_harness import running_worker
 from tests.waiting import eventually
 from workfleet import Plugin, Run, SyncRun
 from workfleet.db.maintenance import PgMaintenance
+from workfleet.discovery import Discovery, ExecutorRegistry, FoundPlugin, LoadFailure
 from workfleet.patterns import TypePattern
-from workfleet.plugins import Discovery, ExecutorRegistry, FoundPlugin, LoadFailure
 from workfleet.runtime.worker import Worker
 from workfleet.settings import load_settings
 

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from tests.waiting import eventually
+from workfleet.discovery import Discovery, ExecutorRegistry
 from workfleet.plugin import Plugin
-from workfleet.plugins import Discovery, ExecutorRegistry
 from workfleet.runtime.worker import Worker
 from workfleet.settings import load_settings
 from workfleet.testing import RecordingObserver

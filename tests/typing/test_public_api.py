@@ -14,8 +14,8 @@ from pydantic import BaseModel
 
 import workfleet
 from workfleet.client import Client
+from workfleet.discovery import Discovery, ExecutorRegistry, discover
 from workfleet.models import Enqueued, NewRun, RunRecord
-from workfleet.plugins import Discovery, ExecutorRegistry, discover
 from workfleet.retry import Backoff, ConstantBackoff, ExponentialBackoff
 from workfleet.testing import ManualClock, MemoryStore
 

@@ -12,8 +12,8 @@ import structlog
 
 from tests.waiting import eventually
 from workfleet import Fail, Plugin, Retry, Run, SyncRun
+from workfleet.discovery import ExecutorRegistry
 from workfleet.models import NewRun, Outcome, RunStatus
-from workfleet.plugins import ExecutorRegistry
 from workfleet.retry import ConstantBackoff
 from workfleet.runtime.engine import Engine
 from workfleet.settings import RuntimeSettings

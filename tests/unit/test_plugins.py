@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from workfleet import Plugin
+from workfleet.discovery import ExecutorRegistry, FoundPlugin, discover, find_plugins, load_plugin
 from workfleet.errors import PluginError
 from workfleet.patterns import TypePattern
-from workfleet.plugins import ExecutorRegistry, FoundPlugin, discover, find_plugins, load_plugin
 
 EXAMPLE_PATTERNS = {
     "content.thumbnail.v1",

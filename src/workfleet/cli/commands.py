@@ -25,12 +25,12 @@ from workfleet.cli.render import (
     runs_json,
     table,
 )
+from workfleet.discovery import discover
 from workfleet.dsn import redact
 from workfleet.errors import ConfigError
 from workfleet.models import NewRun, RunStatus
 from workfleet.operations import ActionResult, Reason, parse_id
 from workfleet.patterns import TypePattern
-from workfleet.plugins import discover
 from workfleet.store import RunQuery
 
 

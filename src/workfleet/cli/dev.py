@@ -17,9 +17,9 @@ from typing import Any
 from workfleet.cli.connect import connected
 from workfleet.cli.connect import migrate as apply_migrations
 from workfleet.cli.options import settings_from
+from workfleet.discovery import discover
 from workfleet.errors import ConfigError
 from workfleet.models import NewRun
-from workfleet.plugins import discover
 
 DEMO_RUNS = [
     NewRun("content.thumbnail.v1", {"content_id": "img123", "width": 300, "height": 200}),

@@ -16,8 +16,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from workfleet.discovery import ExecutorRegistry
 from workfleet.observability.logging import Logger
-from workfleet.plugins import ExecutorRegistry
 from workfleet.runtime.completer import Completer
 from workfleet.runtime.execution import RunSession, Shared
 from workfleet.runtime.heartbeat import Heartbeater

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workfleet.discovery import ExecutorRegistry
 from workfleet.errors import ConfigError
 from workfleet.patterns import TypePattern, claim_filter
-from workfleet.plugins import ExecutorRegistry
 from workfleet.settings import RuntimeSettings
 from workfleet.store import ClaimFilter
 

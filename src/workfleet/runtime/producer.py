@@ -27,9 +27,9 @@ import time
 import uuid
 from functools import partial
 
+from workfleet.discovery import ExecutorRegistry
 from workfleet.errors import StoreError
 from workfleet.models import ClaimedRun, Completion, Outcome, RunStatus
-from workfleet.plugins import ExecutorRegistry
 from workfleet.runtime.completer import Completer
 from workfleet.runtime.execution import Execution, RunSession, Shared
 from workfleet.runtime.loops import LoopSpec

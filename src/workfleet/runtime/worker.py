@@ -28,13 +28,13 @@ from workfleet.db.migrate import require_schema
 from workfleet.db.pool import open_pool
 from workfleet.db.schedules import PgSchedules
 from workfleet.db.store import PgStore
+from workfleet.discovery import Discovery
 from workfleet.errors import ConfigError, StoreError
 from workfleet.models import RegistryEntry
 from workfleet.observability.http import Health, HttpServer, LoopWatchdog
 from workfleet.observability.logging import get_logger
 from workfleet.observability.metrics import Metrics, PoolCollector
 from workfleet.observability.observers import FanOut, NullObserver
-from workfleet.plugins import Discovery
 from workfleet.runtime.engine import Engine
 from workfleet.runtime.loops import loop_specs
 from workfleet.runtime.maintenance import maintenance_loop, pending_loop, ticker_loop
