@@ -13,7 +13,7 @@ import structlog
 from psycopg import sql
 
 from workfleet.db.notifications import Runnable, channel_name, decode
-from workfleet.db.pool import FAR_FUTURE, FAR_PAST, tolerate_infinity
+from workfleet.db.pool import FAR_FUTURE, FAR_PAST, open_pool, tolerate_infinity
 from workfleet.db.store import PgStore
 from workfleet.models import Completion, Lease, RunStatus
 from workfleet.observability.observers import NullObserver
@@ -194,3 +194,74 @@ def _new() -> Any:
     from workfleet.models import NewRun
 
     return NewRun("t.a.v1", {"k": 1})
+
+
+async def _poisoned(dsn: str, schema: str) -> None:
+    """An operator's constraint, added NOT VALID after some rows were written: every UPDATE of
+    such a row now fails (a CHECK is checked on each new row version, whatever changed)."""
+    await _sql(
+        dsn,
+        schema,
+        "ALTER TABLE workflow_run ADD CONSTRAINT no_poison CHECK (type <> 't.poison') NOT VALID",
+    )
+
+
+async def test_a_row_no_update_can_write_does_not_stop_heartbeats(
+    pg_dsn: str, schema: str, pg_store: PgStore
+) -> None:
+    """The batched heartbeat used to fail for every lease of the worker (so all of them
+    expired); now the refused one is counted and left to expire, the others are extended."""
+    from workfleet.runtime.execution import RunSession
+    from workfleet.runtime.heartbeat import Heartbeater
+
+    poison = await _legacy_row(
+        pg_dsn,
+        schema,
+        "type, payload, status, leased_by, lease_until, lease_token",
+        "'t.poison', '{}', 'leased', %s, now() + interval '10 seconds', 0",
+        W,
+    )
+    await _poisoned(pg_dsn, schema)
+    [run] = await pg_store.enqueue_many([_new()])
+    [claimed] = await pg_store.claim(W, ClaimFilter(("t.a.v1",), ()), 1, 10)
+    sessions = [
+        RunSession(Lease(poison, 0), pg_store, W),
+        RunSession(claimed.lease, pg_store, W),
+    ]
+    lost: list[Any] = []
+    for s in sessions:
+        s.on_lost = lost.append
+    observer = RecordingObserver()
+    beats = Heartbeater(pg_store, W, 600, lambda: sessions, observer, structlog.get_logger())
+    await beats.beat()
+    row = await pg_store.get(run.id)
+    assert row is not None and row.lease_until is not None
+    assert (row.lease_until - row.updated_at).total_seconds() == 600, "extended"
+    assert observer.bad_rows["heartbeat_many"] == 1
+    assert lost == [], "a refused extension is not a lost lease: it expires on its own"
+
+
+async def test_a_row_no_update_can_write_does_not_stop_the_sweep(pg_dsn: str, schema: str) -> None:
+    """An expired lease whose row the sweep cannot write used to fail every pass, so no
+    expired lease in the schema was reclaimed again; now it is skipped and counted."""
+    poison = await _legacy_row(
+        pg_dsn,
+        schema,
+        "type, payload, status, leased_by, lease_until",
+        "'t.poison', '{}', 'leased', 'gone', now() - interval '2 minutes'",
+    )
+    normal = await _legacy_row(
+        pg_dsn,
+        schema,
+        "type, payload, status, leased_by, lease_until",
+        "'t.a.v1', '{}', 'leased', 'gone', now() - interval '1 minute'",
+    )
+    await _poisoned(pg_dsn, schema)
+    observer = RecordingObserver()
+    async with await open_pool(pg_dsn, max_size=2, application_name=None) as pool:
+        store = PgStore(pool, schema, observer=observer)
+        swept = await store.reclaim_expired()
+        assert (swept.requeued, swept.failed) == (1, 0)
+        assert (await store.get(normal)).status is RunStatus.PENDING  # type: ignore[union-attr]
+        assert (await store.get(poison)).status is RunStatus.LEASED  # type: ignore[union-attr]
+    assert observer.bad_rows["reclaim_expired"] == 1

@@ -15,11 +15,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import psycopg
+import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from workfleet.db.queries import Queries, QueryStore, store_error
-from workfleet.errors import StoreError
+from workfleet.errors import StoreDataError, StoreError
 from workfleet.models import (
     ClaimedRun,
     Completion,
@@ -30,7 +31,9 @@ from workfleet.models import (
     RegistryEntry,
     RunStatus,
 )
-from workfleet.store import ClaimFilter, SweepResult
+from workfleet.store import ClaimFilter, Observer, SweepResult
+
+_log = structlog.get_logger("workfleet.sweep")
 
 Row = dict[str, Any]
 
@@ -139,14 +142,21 @@ class PgQueue(QueryStore):
     """The hot path in PostgreSQL, through a shared :class:`AsyncConnectionPool`.
 
     ``lifecycle_events`` False (``WORKFLEET_RUN_EVENTS=failures``) leaves out the ``leased``,
-    ``started`` and ``succeeded`` events; every other event is written as always.
+    ``started`` and ``succeeded`` events; every other event is written as always. ``observer``
+    counts the expired leases the sweep cannot reclaim (``bad_row("reclaim_expired")``).
     """
 
     def __init__(
-        self, pool: AsyncConnectionPool[Any], schema: str, *, lifecycle_events: bool = True
+        self,
+        pool: AsyncConnectionPool[Any],
+        schema: str,
+        *,
+        lifecycle_events: bool = True,
+        observer: Observer | None = None,
     ) -> None:
         super().__init__(pool, schema)
         self.lifecycle_events = lifecycle_events
+        self.observer = observer
 
     async def claim(
         self, worker_id: str, filt: ClaimFilter, limit: int, lease_seconds: float
@@ -242,9 +252,34 @@ class PgQueue(QueryStore):
         return HeartbeatResult(lease.run_id, rows[0]["held"], _status(rows[0]["status"]))
 
     async def reclaim_expired(self, limit: int = 1000) -> SweepResult:
-        rows = await self._fetch("reclaim_expired", {"limit": limit})
+        try:
+            rows = await self._fetch("reclaim_expired", {"limit": limit, "only": None})
+        except StoreDataError as exc:
+            rows = await self._reclaim_one_by_one(limit, exc)
         failed = sum(1 for r in rows if r["status"] == RunStatus.FAILED)
         return SweepResult(requeued=len(rows) - failed, failed=failed)
+
+    async def _reclaim_one_by_one(self, limit: int, exc: StoreDataError) -> list[Row]:
+        """One expired run the sweep's UPDATE cannot write stopped the batch: reclaim the
+        expired runs one at a time, and skip (and count) the ones that still fail."""
+        rows: list[Row] = []
+        skipped = 0
+        for r in await self._fetch("expired_ids", {"limit": limit}):
+            try:
+                rows += await self._fetch("reclaim_expired", {"limit": 1, "only": r["id"]})
+            except StoreDataError as refused:
+                skipped += 1
+                if self.observer is not None:
+                    self.observer.bad_row("reclaim_expired")
+                if skipped == 1:
+                    _log.error(
+                        "an expired lease cannot be reclaimed; skipping it",
+                        run_id=str(r["id"]),
+                        error=str(refused).splitlines()[0],
+                    )
+        if skipped:
+            _log.warning("lease sweep went run by run", skipped=skipped, cause=str(exc)[:200])
+        return rows
 
     async def enqueue_many(self, runs: Sequence[NewRun]) -> list[Enqueued]:
         if not runs:

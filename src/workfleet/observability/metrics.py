@@ -26,7 +26,13 @@ from workfleet.observability.observers import NullObserver
 from workfleet.store import WakeSource
 
 # the batch statements that count the rows they could not apply (see Observer.bad_row)
-BAD_ROW_STATEMENTS = ("complete_many", "reclaim_expired", "retention", "schedules")
+BAD_ROW_STATEMENTS = (
+    "complete_many",
+    "heartbeat_many",
+    "reclaim_expired",
+    "retention",
+    "schedules",
+)
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
 _WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 

@@ -122,7 +122,10 @@ class Worker:
             async with pool.connection() as conn:
                 await require_schema(conn, self.resolved.schema)
             store = PgStore(
-                pool, self.resolved.schema, lifecycle_events=self.settings.run_events == "all"
+                pool,
+                self.resolved.schema,
+                lifecycle_events=self.settings.run_events == "all",
+                observer=self.observer,
             )
             self.store = store
             maintenance = PgMaintenance(pool, self.resolved.schema, observer=self.observer)

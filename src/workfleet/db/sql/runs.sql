@@ -152,13 +152,16 @@ SELECT (SELECT count(*) FROM extended) > 0 AS held,
 -- name: reclaim_expired
 -- The sweep: a lease that expired counts as a failed attempt (a run that kills its worker
 -- cannot loop forever); exhausted runs fail with a clear error. Nothing a single row holds can
--- fail the statement: the attempt arithmetic saturates, and the wake-up codec copes with any
--- type (see migration 0005).
+-- fail the statement through workfleet's own expressions: the attempt arithmetic saturates,
+-- and the wake-up codec copes with any type (see migration 0005). A row the UPDATE cannot
+-- write at all (a constraint added after it was written) makes the store sweep run by run,
+-- with %(only)s naming the one run to reclaim.
 WITH expired AS (
     SELECT r.id
     FROM {schema}.workflow_run r
     -- a leased row without a lease (inserted or edited by hand) is as expired as can be
     WHERE r.status = 'leased' AND (r.lease_until < now() OR r.lease_until IS NULL)
+      AND (%(only)s::uuid IS NULL OR r.id = %(only)s::uuid)
     ORDER BY r.lease_until NULLS FIRST
     LIMIT %(limit)s
     FOR UPDATE SKIP LOCKED
@@ -188,6 +191,14 @@ WITH expired AS (
     FROM (SELECT DISTINCT type FROM swept WHERE status = 'pending') t
 )
 SELECT s.id, s.status, (SELECT count(*) FROM wake) AS notified FROM swept s;
+
+-- name: expired_ids
+-- The runs the sweep would take, for its run-by-run fallback.
+SELECT r.id
+FROM {schema}.workflow_run r
+WHERE r.status = 'leased' AND (r.lease_until < now() OR r.lease_until IS NULL)
+ORDER BY r.lease_until NULLS FIRST
+LIMIT %(limit)s;
 
 -- name: enqueue_many
 -- Insert runs; a duplicate idempotency key inserts nothing and reports the existing run's id.
