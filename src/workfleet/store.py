@@ -156,14 +156,15 @@ class RunCursor:
 
     @classmethod
     def decode(cls, token: str) -> RunCursor:
-        """Parse :meth:`encode`'s output; ``ValueError`` for anything else."""
+        """Parse :meth:`encode`'s output; ``ValueError`` ("not a page cursor") for anything else."""
         stamp, sep, run_id = token.rpartition("_")
-        if not sep:
-            raise ValueError(f"not a page cursor: {token!r}")
-        moment = datetime.fromisoformat(stamp)
-        if moment.tzinfo is None:
-            raise ValueError(f"not a page cursor: {token!r}")
-        return cls(moment, uuid.UUID(run_id))
+        try:
+            moment = datetime.fromisoformat(stamp)
+            if not sep or moment.tzinfo is None:
+                raise ValueError(token)
+            return cls(moment, uuid.UUID(run_id))
+        except ValueError:
+            raise ValueError(f"not a page cursor: {token!r}") from None
 
 
 MAX_PAGE = 1000  # the most runs one page of query_runs may ask for
