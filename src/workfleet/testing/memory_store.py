@@ -1,9 +1,16 @@
 """An in-memory :class:`~workfleet.store.RunQueue` with PostgreSQL's semantics.
 
 Every method reproduces the statement of the same name in ``db/sql/runs.sql`` and the triggers
-of ``migrations/0002``: the same eligibility, order, fencing, column writes and audit events,
-and :class:`~workfleet.errors.StoreError` where PostgreSQL would reject the input. The contract
-suite (``tests/contract``) runs one set of assertions against this class and PostgreSQL.
+of the migrations: the same eligibility, order, fencing (lease tokens), column writes and audit
+events, and :class:`~workfleet.errors.StoreError` where PostgreSQL would reject the input. The
+contract suite (``tests/contract``) runs one set of assertions against this class and
+PostgreSQL.
+
+It implements the hot path (``RunQueue``). Beside it, a few plain inspection and operator
+helpers that tests need to look at and steer runs (``get``, ``events``, ``list_runs``,
+``cancel``, ``redrive``, ``db_now``, ``set_enabled``, ``soft_delete``) behave as their
+PostgreSQL counterparts; the rest of the read and operations ports (keyset pages, counts,
+status, schedules) exist on PostgreSQL only and are tested there.
 """
 
 from __future__ import annotations
