@@ -62,10 +62,6 @@ class Completer:
         self._ready.set()
         return future
 
-    @property
-    def pending(self) -> int:
-        return len(self._queue)
-
     async def run(self) -> None:
         """Flush until :meth:`stop` is called and the queue is empty."""
         delay = 0.05

@@ -66,7 +66,6 @@ class Producer:
         self.active = 0  # slots taken by executors still running
         self.unwritten = 0  # outcomes decided but not yet written; their rows are still leased
         self.abandoned_threads = 0  # sync executors still running after their outcome
-        self.last_progress = time.monotonic()
         self._tasks: set[asyncio.Task[None]] = set()
         self._throttled = False
         self._saturated = False
@@ -112,7 +111,6 @@ class Producer:
         error_delay = 0.1
         last_fetch = float("-inf")
         while not self._stopping:
-            self.last_progress = time.monotonic()
             free = self.free_slots()
             self._throttled = free < self.concurrency - self.active
             timeout = s.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
