@@ -49,6 +49,7 @@ class Outcome(enum.StrEnum):
     LEASE_LOST = "lease_lost"  # another worker or the sweeper owns it now; nothing written
     TIMED_OUT = "timed_out"  # the executor exceeded its timeout (then retried or failed)
     RELEASED = "released"  # handed back on shutdown, no attempt consumed
+    SUSPENDED = "suspended"  # a workflow waits (sleep, signal, children): slot and lease given back
 
 
 # --- signals an executor raises -------------------------------------------------------------
@@ -97,6 +98,16 @@ class Snooze(ControlSignal):
     def __init__(self, after: float, reason: str = "snoozed") -> None:
         super().__init__(reason)
         self.after = check_delay(after, "Snooze")
+
+
+class Suspended(ControlSignal):
+    """A durable workflow gave its slot and lease back until ``wake_at`` (it already wrote its
+    suspension, fenced, with its event). Raised by the workflow runtime, never by plugin code."""
+
+    def __init__(self, wake_at: datetime, kind: str) -> None:
+        super().__init__(f"waiting ({kind}) until {wake_at.isoformat()}")
+        self.wake_at = wake_at
+        self.kind = kind
 
 
 # --- rows and writes ------------------------------------------------------------------------

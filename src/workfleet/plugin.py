@@ -167,6 +167,10 @@ class ExecutorSpec:
     max_attempts: int | None = None
     backoff: Backoff | None = None
     description: str | None = None
+    # a durable workflow: ``fn`` takes a workfleet.workflow.Workflow and is replayed over its
+    # checkpoints; ``patches`` are the wf.patched() ids its code knows (see docs/workflows.md)
+    workflow: bool = False
+    patches: tuple[str, ...] = ()
 
     @property
     def qualname(self) -> str:
@@ -210,6 +214,44 @@ class Plugin:
         ``payload`` validates and parses the run's payload; invalid payloads fail the run at
         once. ``max_attempts`` overrides the row's value; ``timeout`` is in seconds.
         """
+        return self._register(
+            type_pattern, payload, timeout, max_attempts, backoff, description, False, ()
+        )
+
+    def workflow(
+        self,
+        type_pattern: str,
+        *,
+        payload: type[BaseModel] | None = None,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        backoff: Backoff | None = None,
+        description: str | None = None,
+        patches: tuple[str, ...] | list[str] = (),
+    ) -> Callable[[F], F]:
+        """Register the decorated ``async def f(wf: Workflow[P])`` as a durable workflow.
+
+        The function is replayed over its checkpoints on every execution: finished steps
+        return their stored output without running again. ``timeout`` bounds one execution
+        (between two waits), ``max_attempts``/``backoff`` apply to exceptions the workflow's
+        own code raises outside steps (steps have their own retry policy). ``patches`` lists the
+        ids the code passes to ``wf.patched()``.
+        """
+        return self._register(
+            type_pattern, payload, timeout, max_attempts, backoff, description, True, patches
+        )
+
+    def _register(
+        self,
+        type_pattern: str,
+        payload: type[BaseModel] | None,
+        timeout: float | None,
+        max_attempts: int | None,
+        backoff: Backoff | None,
+        description: str | None,
+        workflow: bool,
+        patches: tuple[str, ...] | list[str],
+    ) -> Callable[[F], F]:
         pattern = TypePattern.parse(type_pattern)
         if timeout is not None and timeout <= 0:
             raise ValueError(f"timeout for {type_pattern!r} must be positive")
@@ -217,8 +259,12 @@ class Plugin:
             raise ValueError(f"max_attempts for {type_pattern!r} must be at least 1")
         if any(e.pattern == pattern for e in self.executors):
             raise ValueError(f"plugin {self.name!r} registers {type_pattern!r} twice")
+        if len(set(patches)) != len(patches) or not all(isinstance(p, str) and p for p in patches):
+            raise ValueError(f"patches for {type_pattern!r} must be distinct non-empty strings")
 
         def register(fn: F) -> F:
+            if workflow and not inspect.iscoroutinefunction(fn):
+                raise TypeError(f"workflow {type_pattern!r} must be an async function")
             doc = inspect.getdoc(fn)
             self.executors.append(
                 ExecutorSpec(
@@ -231,6 +277,8 @@ class Plugin:
                     max_attempts=max_attempts if max_attempts is not None else self.max_attempts,
                     backoff=backoff if backoff is not None else self.backoff,
                     description=description or (doc.splitlines()[0] if doc else None),
+                    workflow=workflow,
+                    patches=tuple(patches),
                 )
             )
             return fn

@@ -104,6 +104,8 @@ class RuntimeSettings(BaseModel):
     backoff_base_seconds: float = Field(default=60.0, ge=0, le=MAX_DELAY_SECONDS)
     backoff_max_seconds: float | None = Field(default=None, gt=0, le=MAX_DELAY_SECONDS)
     backoff_jitter: float = Field(default=0.1, ge=0, le=1)
+    # the largest JSON a workflow step may return (it is stored as the step's checkpoint)
+    workflow_max_output_bytes: int = Field(default=1 << 20, ge=1024, le=256 << 20)
 
     @field_validator("prefixes", mode="before")
     @classmethod

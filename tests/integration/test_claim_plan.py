@@ -11,7 +11,8 @@ from psycopg import sql
 from workfleet.db.queries import Queries
 
 PENDING_ONLY_INDEXES = {
-    "workfleet_run_pending_idx",
+    "workfleet_run_ready_idx",
+    "workfleet_run_waiting_idx",
     "idx_workflow_run_claim",
     "idx_workflow_run_type_prefix",
 }

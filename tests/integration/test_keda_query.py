@@ -18,7 +18,8 @@ from workfleet.db.queries import Queries
 from workfleet.patterns import TypePattern
 
 RUN_INDEXES_OK = {
-    "workfleet_run_pending_idx",
+    "workfleet_run_ready_idx",
+    "workfleet_run_waiting_idx",
     "idx_workflow_run_claim",
     "idx_workflow_run_type_prefix",
 }

@@ -19,6 +19,7 @@ from typing import Any
 from workfleet.discovery import ExecutorRegistry
 from workfleet.observability.logging import Logger
 from workfleet.runtime.completer import Completer
+from workfleet.checkpoints import WorkflowStore
 from workfleet.runtime.execution import RunSession, Shared
 from workfleet.runtime.heartbeat import Heartbeater
 from workfleet.runtime.loops import loop_specs
@@ -38,6 +39,7 @@ class Engine:
         settings: RuntimeSettings,
         observer: Observer,
         log: Logger,
+        workflows: WorkflowStore | None = None,
     ) -> None:
         self.settings = settings
         self.observer = observer
@@ -53,7 +55,7 @@ class Engine:
             max_workers=max(sum(s.concurrency for s in specs), 1),
             thread_name_prefix="workfleet-exec",
         )
-        shared = Shared(policy, self.threads, log)
+        shared = Shared(policy, self.threads, log, workflows, settings.workflow_max_output_bytes)
         self.completer = Completer(queue, settings.worker_id, observer, log)
         self.loops = [
             Producer(spec, settings, queue, registry, self.completer, shared, observer)

@@ -25,12 +25,16 @@ from typing import Any
 import structlog
 from pydantic import ValidationError
 
+from workfleet.checkpoints import WorkflowStore
 from workfleet.models import ClaimedRun, Fail, Lease, Outcome, RunStatus
 from workfleet.observability.logging import Logger
 from workfleet.plugin import ExecutorSpec, Run, StopReason, SyncRun
 from workfleet.runtime import outcomes
 from workfleet.runtime.outcomes import Decision, Policy
 from workfleet.store import RunQueue
+from workfleet.workflow.context import Workflow
+from workfleet.workflow.driver import WorkflowDriver
+from workfleet.workflow.session import WorkflowSession
 
 Done = Callable[["Execution", Decision], None]
 
@@ -96,11 +100,14 @@ class RunSession:
 @dataclass(frozen=True, slots=True)
 class Shared:
     """What every execution of a worker uses: the decision policy, the thread pool for sync
-    executors, and the worker's logger."""
+    executors, the worker's logger, and the checkpoint store of durable workflows (None: this
+    worker cannot run workflows, and a claimed one fails saying so)."""
 
     policy: Policy
     threads: concurrent.futures.ThreadPoolExecutor
     log: Logger
+    workflows: WorkflowStore | None = None
+    max_output_bytes: int = 1 << 20
 
 
 class Execution:
@@ -222,6 +229,8 @@ class Execution:
             return outcomes.failure(c, spec, policy, missing, outcome=Outcome.FAILED, terminal=True)
         if c.payload_error is not None:
             return outcomes.fail_now(c, spec, policy, f"invalid payload: {c.payload_error}")
+        if spec.workflow and self.shared.workflows is None:
+            return outcomes.fail_now(c, spec, policy, "this worker has no workflow store")
         payload: Any = c.payload
         if spec.payload_model is not None:
             try:
@@ -255,7 +264,7 @@ class Execution:
         )
 
     def _build_run(self, payload: Any) -> Run[Any] | SyncRun[Any]:
-        c, spec = self.claimed, self.spec
+        c, spec, shared = self.claimed, self.spec, self.shared
         kwargs: dict[str, Any] = {
             "id": c.id,
             "type": c.type,
@@ -266,11 +275,26 @@ class Execution:
             "handle": self.session,
             "log": self.shared.log,
         }
+        if spec is not None and spec.workflow and shared.workflows is not None:
+            session = WorkflowSession(
+                shared.workflows,
+                self.session.worker_id,
+                c.lease,
+                c.claimed_at,
+                max_output_bytes=shared.max_output_bytes,
+                lost=self.session.lost,
+                patches=spec.patches,
+            )
+            return Workflow(session=session, **kwargs)
         if spec is not None and not spec.is_async:
             return SyncRun(loop=asyncio.get_running_loop(), **kwargs)
         return Run(**kwargs)
 
     def _start(self, spec: ExecutorSpec, run: Run[Any] | SyncRun[Any]) -> asyncio.Future[Any]:
+        if isinstance(run, Workflow):
+            grace = self.shared.policy.cancel_grace
+            driver = WorkflowDriver(spec.fn, run, run._session, grace)
+            return asyncio.ensure_future(driver.run())
         if spec.is_async:
             future: asyncio.Future[Any] = asyncio.ensure_future(spec.fn(run))
             return future

@@ -15,14 +15,10 @@ lease lost while it ran). The rules, in order:
 
 from __future__ import annotations
 
-import json
-import re
-import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel
-
+from workfleet.encoding import printable, short_error, to_json, traceback_text
 from workfleet.models import (
     MAX_DELAY_SECONDS,
     ClaimedRun,
@@ -31,15 +27,12 @@ from workfleet.models import (
     Outcome,
     Retry,
     Snooze,
+    Suspended,
 )
 from workfleet.plugin import ExecutorSpec, StopReason
 from workfleet.retry import DEFAULT_BACKOFF, Backoff
 
-MAX_ERROR_CHARS = 500
-MAX_TRACEBACK_CHARS = 8000
-
-# A JSON "\u0000" escape that is not itself an escaped backslash followed by "u0000"
-_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+__all__ = ["Decision", "Policy", "printable", "short_error", "to_json", "traceback_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,52 +51,6 @@ class Policy:
     cancel_grace: float = 5.0
     default_timeout: float | None = None
     worker_id: str = ""
-
-
-def printable(text: str) -> str:
-    """``text`` as PostgreSQL ``text`` and ``jsonb`` accept it: NUL spelt ``\\x00``, lone
-    surrogates escaped. One such character would fail the whole batched outcome write."""
-    if "\x00" in text:
-        text = text.replace("\x00", "\\x00")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
-    return text
-
-
-def short_error(exc: BaseException) -> str:
-    """A one-line, bounded ``last_error`` for humans: ``Type: message``."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    label = type(exc).__name__
-    line = printable(f"{label}: {text}" if text else label)
-    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
-
-
-def traceback_text(exc: BaseException) -> str:
-    """The exception's traceback, its last ``MAX_TRACEBACK_CHARS`` characters."""
-    text = "".join(traceback.format_exception(exc))
-    return printable(text[-MAX_TRACEBACK_CHARS:])
-
-
-def to_json(value: Any) -> str:
-    """Serialise an executor's return value; raise ``TypeError``/``ValueError`` if impossible
-    (not JSON, NaN or infinity, a NUL character or a lone surrogate, which ``jsonb`` refuses)."""
-    if isinstance(value, BaseModel):
-        text = value.model_dump_json()
-    else:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
-    if "\\u0000" in text and _JSON_NUL.search(text):
-        raise ValueError("it contains a NUL character (\\u0000), which jsonb cannot store")
-    if "\\ud" in text:
-        # json.dumps escapes surrogates; a lone one (not a pair) is refused by jsonb
-        try:
-            json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
-        except UnicodeEncodeError:
-            raise ValueError(
-                "it contains a lone UTF-16 surrogate, which jsonb cannot store"
-            ) from None
-    return text
 
 
 def _max_attempts(claimed: ClaimedRun, spec: ExecutorSpec | None) -> int:
@@ -195,6 +142,9 @@ def finished(
             return fail_now(claimed, spec, policy, message)
         done = {"attempt": claimed.attempt + 1, "duration_seconds": round(seconds, 6)}
         return Decision(Outcome.SUCCEEDED, Completion.succeeded(claimed.lease, result_json, done))
+    if isinstance(exc, Suspended):
+        # the workflow runtime wrote the suspension itself, under the run's lock
+        return Decision(Outcome.SUSPENDED, None)
     if isinstance(exc, Snooze):
         data: dict[str, Any] = {
             "reason": "snoozed",

@@ -253,8 +253,8 @@ class Producer:
         # in the run's own log context (the callback runs in the execution task's context).
         # Successes are DEBUG: at thousands of runs per second an INFO line each is a log bill
         # (and about a tenth of the worker's CPU); metrics and the audit trail count them.
-        if outcome is Outcome.SUCCEEDED:
-            self.log.debug("run succeeded", seconds=round(seconds, 3))
+        if outcome is Outcome.SUCCEEDED or outcome is Outcome.SUSPENDED:
+            self.log.debug(f"run {outcome}", seconds=round(seconds, 3))
         elif outcome in (Outcome.SNOOZED, Outcome.RELEASED, Outcome.CANCELLED):
             self.log.info(f"run {outcome}", seconds=round(seconds, 3))
         else:

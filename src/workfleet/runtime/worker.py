@@ -28,6 +28,7 @@ from workfleet.db.migrate import require_schema
 from workfleet.db.pool import open_pool
 from workfleet.db.schedules import PgSchedules
 from workfleet.db.store import PgStore
+from workfleet.db.workflows import PgWorkflowStore
 from workfleet.discovery import Discovery
 from workfleet.errors import ConfigError, StoreError
 from workfleet.models import RegistryEntry
@@ -144,7 +145,10 @@ class Worker:
                 __version__,
                 [str(p) for p in self.discovery.registry.patterns],
             )
-            engine = Engine(store, self.discovery.registry, s.runtime, self.observer, self.log)
+            workflows = PgWorkflowStore(pool, self.resolved.schema)
+            engine = Engine(
+                store, self.discovery.registry, s.runtime, self.observer, self.log, workflows
+            )
             self.engine = engine
             for lp in engine.loops:
                 self.observer.in_flight(lp.name, 0, lp.concurrency)

@@ -17,20 +17,39 @@
 -- lost in a server crash is safe: its run is pending again with the previous lease token, the
 -- worker's fenced outcome write for it changes nothing, and the run executes again (at least
 -- once, as after a worker crash). Any later synchronous commit (an outcome) flushes the claim.
-WITH candidates AS (
-    SELECT q.id
+-- Ready rows come from the (priority, created_at) walk; workflows whose wait fell due come
+-- from the index by wake-up time (migration 0006 keeps them out of the walk), and both are
+-- merged in claim order. Up to twice %(limit)s rows are locked for the instant of the claim.
+WITH ready AS (
+    SELECT q.id, q.priority, q.created_at
     FROM {schema}.workfleet_queued q
-    WHERE q.run_at <= now()
+    WHERE q.wait_kind IS NULL
+      AND q.run_at <= now()
       AND (q.type = ANY(%(exact)s::text[]) OR q.type LIKE ANY(%(likes)s::text[]))
     ORDER BY q.priority, q.created_at
     LIMIT %(limit)s
     FOR UPDATE OF q SKIP LOCKED
+), woken AS (
+    SELECT q.id, q.priority, q.created_at
+    FROM {schema}.workfleet_queued q
+    WHERE q.wait_kind IS NOT NULL
+      AND q.run_at <= now()
+      AND (q.type = ANY(%(exact)s::text[]) OR q.type LIKE ANY(%(likes)s::text[]))
+    ORDER BY q.run_at
+    LIMIT %(limit)s
+    FOR UPDATE OF q SKIP LOCKED
+), candidates AS (
+    SELECT c.id
+    FROM (SELECT * FROM ready UNION ALL SELECT * FROM woken) c
+    ORDER BY c.priority, c.created_at
+    LIMIT %(limit)s
 ), claimed AS (
     UPDATE {schema}.workflow_run r
     SET status = 'leased',
         leased_by = %(worker_id)s,
         lease_until = now() + make_interval(secs => %(lease)s),
         lease_token = coalesce(r.lease_token + 1, 0),
+        wait_kind = NULL,
         updated_at = now()
     FROM candidates c
     WHERE r.id = c.id

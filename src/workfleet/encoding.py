@@ -1,0 +1,66 @@
+"""Turning Python values and exceptions into what PostgreSQL's ``text`` and ``jsonb`` accept.
+
+Pure functions shared by the runtime's outcome rules and the workflow checkpoints: one value
+the database refuses would fail a whole batched write, so every value is checked here first.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import traceback
+from typing import Any
+
+from pydantic import BaseModel
+
+MAX_ERROR_CHARS = 500
+MAX_TRACEBACK_CHARS = 8000
+
+# A JSON "\u0000" escape that is not itself an escaped backslash followed by "u0000"
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def printable(text: str) -> str:
+    """``text`` as PostgreSQL ``text`` and ``jsonb`` accept it: NUL spelt ``\\x00``, lone
+    surrogates escaped. One such character would fail the whole batched outcome write."""
+    if "\x00" in text:
+        text = text.replace("\x00", "\\x00")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def short_error(exc: BaseException) -> str:
+    """A one-line, bounded ``last_error`` for humans: ``Type: message``."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    label = type(exc).__name__
+    line = printable(f"{label}: {text}" if text else label)
+    return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
+
+
+def traceback_text(exc: BaseException) -> str:
+    """The exception's traceback, its last ``MAX_TRACEBACK_CHARS`` characters."""
+    text = "".join(traceback.format_exception(exc))
+    return printable(text[-MAX_TRACEBACK_CHARS:])
+
+
+def to_json(value: Any) -> str:
+    """Serialise an executor's return value; raise ``TypeError``/``ValueError`` if impossible
+    (not JSON, NaN or infinity, a NUL character or a lone surrogate, which ``jsonb`` refuses)."""
+    if isinstance(value, BaseModel):
+        text = value.model_dump_json()
+    else:
+        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    if "\\u0000" in text and _JSON_NUL.search(text):
+        raise ValueError("it contains a NUL character (\\u0000), which jsonb cannot store")
+    if "\\ud" in text:
+        # json.dumps escapes surrogates; a lone one (not a pair) is refused by jsonb
+        try:
+            json.dumps(json.loads(text), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                "it contains a lone UTF-16 surrogate, which jsonb cannot store"
+            ) from None
+    return text
