@@ -16,10 +16,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from workfleet.checkpoints import WorkflowStore
 from workfleet.discovery import ExecutorRegistry
 from workfleet.observability.logging import Logger
 from workfleet.runtime.completer import Completer
-from workfleet.checkpoints import WorkflowStore
 from workfleet.runtime.execution import RunSession, Shared
 from workfleet.runtime.heartbeat import Heartbeater
 from workfleet.runtime.loops import loop_specs

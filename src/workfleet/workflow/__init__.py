@@ -12,6 +12,7 @@ A workflow is an ordinary ``workflow_run`` row whose executor is a workflow func
 
 from workfleet.workflow.children import ChildHandle, ChildResult, ChildSpec
 from workfleet.workflow.context import Workflow
+from workfleet.workflow.dag import Dag, StepInput, chain
 from workfleet.workflow.history import NonDeterminismError
 from workfleet.workflow.policy import (
     NO_RETRY,
@@ -27,9 +28,12 @@ __all__ = [
     "ChildHandle",
     "ChildResult",
     "ChildSpec",
+    "Dag",
     "NonDeterminismError",
     "RetryPolicy",
     "SignalTimeout",
     "StepFailed",
+    "StepInput",
     "Workflow",
+    "chain",
 ]

@@ -17,9 +17,9 @@ import json
 import random as _random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 
@@ -31,6 +31,7 @@ from workfleet.checkpoints import (
     StepStatus,
 )
 from workfleet.encoding import short_error, to_json, traceback_text
+from workfleet.models import Fail
 from workfleet.plugin import Run
 from workfleet.workflow.children import ChildHandle, ChildResult, ChildSpec, new_children
 from workfleet.workflow.history import NonDeterminismError
@@ -45,9 +46,26 @@ from workfleet.workflow.policy import (
 from workfleet.workflow.session import Wait, WorkflowSession
 
 P = TypeVar("P")
+AF = TypeVar("AF", bound=Callable[..., Awaitable[Any]])
 M = TypeVar("M", bound=BaseModel)
 PATCHES_KEY = "__patches__"
 _MISSING: Any = object()
+
+
+def _activity(method: AF) -> AF:
+    """Count the call as activity while it runs (not while it is blocked on a wait): the
+    driver suspends the run only when no call of the workflow is active."""
+
+    @functools.wraps(method)
+    async def active(self: Workflow[Any], *args: Any, **kwargs: Any) -> Any:
+        session = self._session
+        session.enter()
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            session.leave()
+
+    return cast("AF", active)
 
 
 class Workflow(Run[P]):
@@ -65,6 +83,7 @@ class Workflow(Run[P]):
 
     # --- steps ----------------------------------------------------------------------------
 
+    @_activity
     async def step(
         self,
         *call: Any,
@@ -98,6 +117,7 @@ class Workflow(Run[P]):
 
         return await self._run_step(name, key, attempt, policy, required, default, returns)
 
+    @_activity
     async def transaction(
         self, *call: Any, key: str | None = None, returns: type[BaseModel] | None = None
     ) -> Any:
@@ -156,8 +176,6 @@ class Workflow(Run[P]):
         """Try the step until it succeeds or fails for good (see :meth:`step`)."""
         s = self._session
         s.history.enter_auto(name, explicit)
-        s.step_started()
-        running = True
         try:
             while True:
                 self._guard()
@@ -180,14 +198,8 @@ class Workflow(Run[P]):
                 if retry_at is None:
                     return _give_up(key, error, required, default)
                 if retry_at > s.db_now():
-                    running = False
-                    s.step_ended()
                     await s.block(Wait("retry", key, wake_at=retry_at))
-                    s.step_started()
-                    running = True
         finally:
-            if running:
-                s.step_ended()
             s.history.leave_auto(name, explicit)
 
     async def _failed_try(
@@ -244,6 +256,7 @@ class Workflow(Run[P]):
 
     # --- durable sleep --------------------------------------------------------------------
 
+    @_activity
     async def sleep(self, duration: timedelta | float, *, key: str | None = None) -> None:
         """Wait ``duration`` (a timedelta or seconds) durably: the run gives its slot and lease
         back and resumes after, across worker restarts; no attempt is consumed."""
@@ -252,6 +265,7 @@ class Workflow(Run[P]):
             raise ValueError(f"wf.sleep() needs a duration >= 0, got {duration!r}")
         await self._sleep(key, lambda now: now + timedelta(seconds=seconds))
 
+    @_activity
     async def sleep_until(self, when: datetime, *, key: str | None = None) -> None:
         """Wait durably until ``when`` (timezone-aware)."""
         if when.tzinfo is None:
@@ -282,6 +296,7 @@ class Workflow(Run[P]):
 
     # --- signals --------------------------------------------------------------------------
 
+    @_activity
     async def wait_signal(
         self,
         name: str,
@@ -344,6 +359,7 @@ class Workflow(Run[P]):
 
     # --- children -------------------------------------------------------------------------
 
+    @_activity
     async def start_child(
         self,
         type: str,
@@ -358,6 +374,7 @@ class Workflow(Run[P]):
         [handle] = await self._start_children(f"child:{type}", key, [spec])
         return handle
 
+    @_activity
     async def start_children(
         self, children: Sequence[ChildSpec], *, key: str | None = None
     ) -> list[ChildHandle]:
@@ -386,6 +403,7 @@ class Workflow(Run[P]):
         s.keep(StepRecord(key, name, StepKind.CHILDREN, StepStatus.SUCCEEDED, output))
         return handles
 
+    @_activity
     async def gather(
         self, *handles: ChildHandle | Iterable[ChildHandle], key: str | None = None
     ) -> list[ChildResult]:
@@ -413,6 +431,7 @@ class Workflow(Run[P]):
                 return results
             await s.block(Wait("children", key, children=waiting))
 
+    @_activity
     async def child(
         self,
         type: str,
@@ -429,15 +448,18 @@ class Workflow(Run[P]):
 
     # --- deterministic values -------------------------------------------------------------
 
+    @_activity
     async def now(self) -> datetime:
         """The current time, recorded once: a replay gets the same value."""
         text = await self._value("now", lambda: self._session.db_now().isoformat())
         return datetime.fromisoformat(text)
 
+    @_activity
     async def uuid7(self) -> uuid.UUID:
         """A time-ordered UUID (version 7), recorded once."""
         return uuid.UUID(await self._value("uuid7", lambda: str(_uuid7())))
 
+    @_activity
     async def random(self) -> float:
         """A random float in [0, 1), recorded once."""
         return float(await self._value("random", _random.random))
@@ -455,6 +477,7 @@ class Workflow(Run[P]):
         )
         return value
 
+    @_activity
     async def patched(self, patch_id: str) -> bool:
         """True when this run started under code that knows ``patch_id`` (declared with
         ``@plugin.workflow(..., patches=[...])``): runs in flight from before the patch take
@@ -519,10 +542,15 @@ class Workflow(Run[P]):
         raise exc
 
     def _encode(self, value: Any) -> str:
-        text = to_json(value)
+        """The value's JSON text; :class:`~workfleet.models.Fail` (never retried: the same
+        value fails the same way) when jsonb cannot store it or it is over the size limit."""
+        try:
+            text = to_json(value)
+        except (TypeError, ValueError) as exc:
+            raise Fail(f"the output cannot be stored: {exc}") from None
         size = len(text.encode("utf-8"))
         if size > self._session.max_output_bytes:
-            raise ValueError(
+            raise Fail(
                 f"the output is {size} bytes; the limit is {self._session.max_output_bytes} "
                 "(WORKFLEET_WORKFLOW_MAX_OUTPUT_BYTES): store big data elsewhere and return a "
                 "reference"

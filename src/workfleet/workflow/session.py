@@ -102,7 +102,8 @@ class WorkflowSession:
 
     @property
     def blocked(self) -> bool:
-        """Every branch waits: something is registered and no step runs."""
+        """Every branch waits: something is registered and no call of the workflow is active
+        (``in_flight`` counts the calls that run, not those blocked on a wait)."""
         return self.in_flight == 0 and bool(self.waits)
 
     def suspension(self) -> Suspension:
@@ -129,9 +130,11 @@ class WorkflowSession:
     def close(self) -> None:
         """No new step may start; blocked waits are abandoned (the driver cancels them)."""
         self.closed = True
-        for wait in self.waits:
+        for wait in list(self.waits):
             if wait.timer is not None:
                 wait.timer.cancel()
+            if wait.future is not None and not wait.future.done():
+                wait.future.cancel()
 
     # --- the workflow's view --------------------------------------------------------------
 
@@ -144,19 +147,22 @@ class WorkflowSession:
             delay = (wait.wake_at - self.db_now()).total_seconds()
             wait.timer = loop.call_later(max(delay, 0.0), _resolve, wait.future)
         self.waits.append(wait)
+        self.in_flight -= 1  # blocked: not activity
         self.changed()
         try:
             await wait.future
         finally:
+            self.in_flight += 1
             if wait.timer is not None:
                 wait.timer.cancel()
             self.waits.remove(wait)
             self.changed()
 
-    def step_started(self) -> None:
+    def enter(self) -> None:
+        """A call of the workflow (a step, a wait, a value) starts."""
         self.in_flight += 1
 
-    def step_ended(self) -> None:
+    def leave(self) -> None:
         self.in_flight -= 1
         self.changed()
 
