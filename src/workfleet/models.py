@@ -36,6 +36,11 @@ class EventType(enum.StrEnum):
     FAILED = "failed"
     RETRIED = "retried"
     CANCELLED = "cancelled"
+    # durable workflows (migration 0006)
+    STEP = "step"  # a checkpoint: a step finished, failed or will be retried
+    SUSPENDED = "suspended"  # the workflow gave its slot and lease back until a wake-up
+    SIGNALLED = "signalled"  # a waiting workflow took a signal from its mailbox
+    RESUMED = "resumed"  # an operator resumed a failed workflow
 
 
 class Outcome(enum.StrEnum):

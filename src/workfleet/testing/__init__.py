@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from workfleet.testing.clock import Clock, ManualClock, SystemClock
 from workfleet.testing.memory_store import MemoryStore
+from workfleet.testing.memory_workflows import MemoryWorkflowStore
 from workfleet.testing.observer import RecordingObserver
 from workfleet.testing.pgvalues import like
 from workfleet.testing.rows import RegistryRow
@@ -23,6 +24,7 @@ __all__ = [
     "Clock",
     "ManualClock",
     "MemoryStore",
+    "MemoryWorkflowStore",
     "RecordingObserver",
     "RegistryRow",
     "SystemClock",

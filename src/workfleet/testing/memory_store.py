@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -73,6 +73,13 @@ class MemoryStore:
         self._events: list[Event] = []
         self._registry: dict[str, RegistryRow] = {}
         self._seq = 0
+        # called with every run whose status changed, as the migrations' row triggers are
+        # (MemoryWorkflowStore wakes parents and cascades cancellations through it)
+        self.status_listeners: list[Callable[[StoredRun], None]] = []
+
+    def _status_changed(self, row: StoredRun) -> None:
+        for listener in self.status_listeners:
+            listener(row)
 
     # --- test helpers (not part of RunQueue) ---------------------------------------------------
 
@@ -157,6 +164,7 @@ class MemoryStore:
             r.status, r.leased_by = RunStatus.LEASED, worker_id
             r.lease_until, r.updated_at = lease_until, now
             r.lease_token = 0 if r.lease_token is None else r.lease_token + 1
+            r.wait_kind = None
             for kind in lifecycle:
                 self._event(r.id, kind, {"worker_id": worker_id, "attempt": r.attempt + 1}, now)
             claimed.append(
@@ -223,6 +231,8 @@ class MemoryStore:
             r.last_error = r.last_error if c.error is None else c.error
             r.leased_by = r.lease_until = None
             r.updated_at = now
+        for run_id in chosen:
+            self._status_changed(self._runs[run_id])
         # events: input JOIN updated on the run and its lease, so only the applied row has one
         for c, _, event_data in parsed:
             quiet = not self.lifecycle_events and c.event is EventType.SUCCEEDED
@@ -306,6 +316,7 @@ class MemoryStore:
             failed += kind is EventType.FAILED
             data = {"reason": "lease_expired", "attempt": r.attempt, "error": r.last_error}
             self._event(r.id, kind, data, now)
+            self._status_changed(r)
         return SweepResult(requeued=len(expired) - failed, failed=failed)
 
     # --- producers and operators -----------------------------------------------------------
@@ -398,12 +409,17 @@ class MemoryStore:
         r = self._runs.get(run_id)
         if r is None or r.status not in (RunStatus.PENDING, RunStatus.LEASED):
             return False
+        self.cancel_row(r)
+        return True
+
+    def cancel_row(self, r: StoredRun) -> None:
+        """``UPDATE ... SET status = 'cancelled'`` of one row, with its trigger's work."""
         now = self.clock.now()
         # the cancellation trigger's audit row; the lease columns are left as they were
         data = {"previous_status": str(r.status), "leased_by": r.leased_by, "attempt": r.attempt}
         r.status, r.updated_at = RunStatus.CANCELLED, now
         self._event(r.id, EventType.CANCELLED, data, now)
-        return True
+        self._status_changed(r)
 
     async def redrive(
         self, run_id: uuid.UUID, from_statuses: Sequence[RunStatus] = (RunStatus.FAILED,)
@@ -416,6 +432,7 @@ class MemoryStore:
         now = self.clock.now()
         r.status, r.attempt, r.leased_by, r.lease_until = RunStatus.PENDING, 0, None, None
         r.run_at = r.updated_at = now
+        r.wait_kind = None
         data = {"reason": "redrive", "previous_error": r.last_error}
         self._event(r.id, EventType.RETRIED, data, now)
         return True

@@ -33,6 +33,8 @@ class StoredRun:
     result: Any = None
     deleted_at: datetime | None = None
     lease_token: int | None = None
+    wait_kind: str | None = None  # a waiting workflow's wait (migration 0006)
+    parent_id: uuid.UUID | None = None  # the workflow that started this run as a child
 
     def record(self) -> RunRecord:
         return RunRecord(

@@ -68,7 +68,7 @@ RETURNING id;
 -- Give a failed (or cancelled) run a fresh set of attempts, runnable now.
 WITH redriven AS (
     UPDATE {schema}.workflow_run
-    SET status = 'pending', attempt = 0, run_at = now(), leased_by = NULL,
+    SET status = 'pending', attempt = 0, run_at = now(), leased_by = NULL, wait_kind = NULL,
         lease_until = NULL, updated_at = now()
     WHERE id = %(id)s AND status = ANY(%(from_statuses)s::text[]) AND deleted_at IS NULL
     RETURNING id, type, last_error
