@@ -12,6 +12,7 @@ with the caller's business writes::
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -22,9 +23,12 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from workfleet.checkpoints import StepRecord
 from workfleet.db.store import PgStore, enqueue_on
+from workfleet.db.workflows import PgWorkflowStore
 from workfleet.dsn import ResolvedDsn, redact, resolve_dsn, validate_schema_name
-from workfleet.errors import ConfigError, StoreError
+from workfleet.encoding import check_text_value, to_json
+from workfleet.errors import ConfigError, RunNotFoundError, StoreDataError, StoreError
 from workfleet.models import Enqueued, Event, NewRun, RunRecord, RunStatus, check_new_run
 from workfleet.patterns import TypePattern
 from workfleet.settings import Settings, load_settings
@@ -57,6 +61,7 @@ class Client:
         self.pool = pool
         self.schema = validate_schema_name(schema)
         self.store = PgStore(pool, self.schema)
+        self.workflows = PgWorkflowStore(pool, self.schema)
 
     @classmethod
     @asynccontextmanager
@@ -175,3 +180,62 @@ class Client:
     async def redrive(self, run_id: uuid.UUID) -> bool:
         """Give a failed run a fresh set of attempts, runnable now; False when it is not failed."""
         return await self.store.redrive(run_id, (RunStatus.FAILED,))
+
+    # --- durable workflows ------------------------------------------------------------------
+
+    async def signal(
+        self,
+        run_id: uuid.UUID,
+        name: str,
+        payload: Any = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> int:
+        """Put signal ``name`` in a workflow run's mailbox and return the signal's id; a run
+        waiting for it wakes at once, one that waits later takes it then. With
+        ``idempotency_key`` a repeated send returns the first signal's id and adds nothing.
+
+        ``ValueError`` for a name or payload the database cannot store (checked first);
+        :class:`~workfleet.errors.RunNotFoundError` when there is no such run.
+        """
+        if not isinstance(name, str) or not 1 <= len(name.encode("utf-8", "surrogatepass")) <= 255:
+            raise ValueError("a signal name must be 1 to 255 bytes of text")
+        check_text_value(name, "signal name")
+        if idempotency_key is not None:
+            check_text_value(idempotency_key, "idempotency key")
+        payload_json = to_json(payload)
+        try:
+            sent = await self.workflows.send_signal(run_id, name, payload_json, idempotency_key)
+        except StoreDataError as exc:
+            raise RunNotFoundError(f"no run {run_id} to signal") from exc
+        return sent.id
+
+    async def steps(self, run_id: uuid.UUID) -> builtins.list[StepRecord]:
+        """A workflow run's checkpoints, oldest first (empty for other runs)."""
+        return await self.workflows.load_steps(run_id)
+
+    async def resume(self, run_id: uuid.UUID) -> bool:
+        """Continue a failed workflow from its failed step (finished steps are kept); False
+        when the run is not failed."""
+        return await self.workflows.resume(run_id) is not None
+
+    async def wait_result(
+        self, run_id: uuid.UUID, timeout: float | None = None, *, poll: float = 0.05
+    ) -> RunRecord:
+        """Wait until the run is final (succeeded, failed or cancelled) and return it: its
+        ``result`` or ``last_error``. Raises :class:`TimeoutError` after ``timeout`` seconds
+        and :class:`~workfleet.errors.RunNotFoundError` for an unknown id."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        delay = poll
+        while True:
+            record = await self.store.get(run_id)
+            if record is None:
+                raise RunNotFoundError(f"no run {run_id}")
+            if record.status.is_terminal:
+                return record
+            if deadline is not None and loop.time() >= deadline:
+                raise TimeoutError(f"run {run_id} is still {record.status} after {timeout:g}s")
+            wait = delay if deadline is None else min(delay, max(deadline - loop.time(), 0))
+            await asyncio.sleep(wait)
+            delay = min(delay * 1.5, 1.0)  # quick for short runs, one query a second after

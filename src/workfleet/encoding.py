@@ -64,3 +64,15 @@ def to_json(value: Any) -> str:
                 "it contains a lone UTF-16 surrogate, which jsonb cannot store"
             ) from None
     return text
+
+
+def check_text_value(text: str, what: str) -> str:
+    """``text`` if PostgreSQL's ``text`` can store it; ``ValueError`` naming ``what`` (a NUL
+    character, a lone surrogate) otherwise."""
+    if "\x00" in text:
+        raise ValueError(f"the {what} contains a NUL character, which text cannot store")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"the {what} contains a lone UTF-16 surrogate") from None
+    return text

@@ -23,7 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workfleet.errors import InvalidRequestError
+from workfleet.checkpoints import ChildState, StepRecord, WaitRecord, WorkflowAdmin
+from workfleet.encoding import check_text_value, to_json
+from workfleet.errors import InvalidRequestError, StoreDataError
 from workfleet.models import Enqueued, Event, NewRun, RunRecord, RunStatus, check_new_run
 from workfleet.schedule import validate_cron, validate_timezone
 from workfleet.store import (
@@ -54,6 +56,8 @@ class Reason(enum.StrEnum):
     NOT_REDRIVABLE = "not_redrivable"  # not failed: the result's status says what it is
     DELETED = "deleted"  # the run is soft-deleted: it never runs again
     CANNOT_FIRE = "cannot_fire"  # the schedule's cron or timezone is not one workfleet fires
+    NOT_RESUMABLE = "not_resumable"  # only a failed run can be resumed
+    FINISHED = "finished"  # the run is final: a signal would never be taken
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +82,43 @@ class ScheduleResult:
 
 
 @dataclass(frozen=True, slots=True)
+class WorkflowDetail:
+    """A workflow run's checkpoints (oldest first), what it waits for, its mailbox and its
+    children (each list capped at ``DETAIL_LIMIT``)."""
+
+    steps: list[StepRecord]
+    waits: list[WaitRecord]
+    signals: list[dict[str, Any]]
+    children: list[ChildState]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.steps or self.waits or self.signals or self.children)
+
+
+DETAIL_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
 class RunDetail:
-    """One run and its audit trail, oldest event first."""
+    """One run and its audit trail, oldest event first; for a workflow, its checkpoints."""
 
     run: RunRecord
     events: list[Event]
+    workflow: WorkflowDetail | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalResult:
+    """What sending a signal did: ``signal_id`` of the mailbox row (the earlier one when
+    ``duplicate``: its idempotency key was seen); ``reason`` when not ``done``."""
+
+    run_id: uuid.UUID
+    done: bool
+    reason: Reason | None = None
+    status: RunStatus | None = None
+    signal_id: int | None = None
+    duplicate: bool = False
 
 
 def parse_id(text: str, what: str = "run") -> uuid.UUID:
@@ -104,7 +140,9 @@ class Operations:
         runs: RunOperations,
         status: StatusReads,
         schedules: ScheduleAdmin,
+        workflows: WorkflowAdmin | None = None,
     ) -> None:
+        self.workflows = workflows
         self.queue = queue
         self.reads = reads
         self.runs = runs
@@ -131,11 +169,66 @@ class Operations:
         return await self.reads.get(run_id)
 
     async def inspect(self, run_id: uuid.UUID) -> RunDetail | None:
-        """The run and its events, or None when there is no such run."""
+        """The run and its events (and, for a workflow, its checkpoints, waits, mailbox and
+        children), or None when there is no such run."""
         record = await self.reads.get(run_id)
         if record is None:
             return None
-        return RunDetail(record, await self.reads.events(run_id))
+        events = await self.reads.events(run_id)
+        workflow = await self.workflow(run_id)
+        return RunDetail(record, events, None if workflow is None or workflow.empty else workflow)
+
+    async def workflow(self, run_id: uuid.UUID) -> WorkflowDetail | None:
+        """A workflow run's checkpoints, waits, mailbox and children (None without the
+        workflow store)."""
+        if self.workflows is None:
+            return None
+        w = self.workflows
+        return WorkflowDetail(
+            (await w.load_steps(run_id))[:DETAIL_LIMIT],
+            await w.waits(run_id, DETAIL_LIMIT),
+            await w.signals(run_id, DETAIL_LIMIT),
+            await w.children(run_id, DETAIL_LIMIT),
+        )
+
+    async def signal(
+        self,
+        run_id: uuid.UUID,
+        name: str,
+        payload: Any = None,
+        idempotency_key: str | None = None,
+    ) -> SignalResult:
+        """Put signal ``name`` in the run's mailbox; a workflow waiting for it wakes at once,
+        one that waits later takes it then. Refused for a run that is final."""
+        if self.workflows is None:
+            raise InvalidRequestError("signals need the workflow store")
+        if not isinstance(name, str) or not 1 <= len(name.encode("utf-8", "surrogatepass")) <= 255:
+            raise InvalidRequestError("a signal name must be 1 to 255 bytes of text")
+        try:
+            payload_json = to_json(payload)
+            check_text_value(name, "signal name")
+            if idempotency_key is not None:
+                check_text_value(idempotency_key, "idempotency key")
+        except (TypeError, ValueError) as exc:
+            raise InvalidRequestError(f"the signal cannot be stored: {exc}") from None
+        record = await self.reads.get(run_id)
+        if record is None:
+            return SignalResult(run_id, False, Reason.NOT_FOUND)
+        if record.status.is_terminal:
+            return SignalResult(run_id, False, Reason.FINISHED, record.status)
+        try:
+            sent = await self.workflows.send_signal(run_id, name, payload_json, idempotency_key)
+        except StoreDataError:  # deleted between the read and the insert (foreign key)
+            return SignalResult(run_id, False, Reason.NOT_FOUND)
+        return SignalResult(run_id, True, None, record.status, sent.id, not sent.created)
+
+    async def resume(self, run_id: uuid.UUID) -> ActionResult:
+        """Continue a failed workflow from its failed step: its finished steps are kept."""
+        if self.workflows is None:
+            raise InvalidRequestError("resume needs the workflow store")
+        if await self.workflows.resume(run_id) is not None:
+            return ActionResult(run_id, True, status=RunStatus.PENDING)
+        return await self._refused(run_id, Reason.NOT_RESUMABLE)
 
     async def list_runs(
         self,

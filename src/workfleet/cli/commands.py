@@ -25,6 +25,7 @@ from workfleet.cli.render import (
     runs_json,
     table,
 )
+from workfleet.cli.workflows import render_workflow, workflow_json
 from workfleet.discovery import discover
 from workfleet.dsn import redact
 from workfleet.errors import ConfigError
@@ -144,10 +145,16 @@ async def inspect(args: argparse.Namespace) -> int:
         detail = await db.ops.inspect(run_id)
     if detail is None:
         return fail("failed", f"no run {run_id}")
+    flow = detail.workflow
     if args.json:
-        print_json({"run": detail.run, "events": detail.events})
+        print_json(
+            {"run": detail.run, "events": detail.events}
+            | ({} if flow is None else {"workflow": workflow_json(flow)})
+        )
     else:
         print(render_run(detail.run, detail.events))
+        if flow is not None:
+            print(render_workflow(flow))
     return 0
 
 

@@ -43,6 +43,7 @@ async def connected(settings: Settings) -> AsyncIterator[Connected]:
     from workfleet.db.schedules import PgSchedules
     from workfleet.db.status import PgStatus
     from workfleet.db.store import PgStore
+    from workfleet.db.workflows import PgWorkflowStore
 
     resolved = settings.resolved_dsn()
     schema = resolved.schema
@@ -57,6 +58,7 @@ async def connected(settings: Settings) -> AsyncIterator[Connected]:
             runs=store,
             status=PgStatus(pool, schema),
             schedules=PgSchedules(pool, schema),
+            workflows=PgWorkflowStore(pool, schema),
         )
         yield Connected(ops, schema)
     finally:

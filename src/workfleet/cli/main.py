@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from workfleet import __version__
-from workfleet.cli import commands, dev, schedules
+from workfleet.cli import commands, dev, schedules, workflows
 from workfleet.cli.options import EXIT, common, fail, worker_options
 from workfleet.errors import (
     ConfigError,
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_id")
     p = add("redrive", commands.redrive, "run a failed run again with fresh attempts")
     p.add_argument("run_id")
+    workflows.add_commands(add)
 
     p = add("plugins", commands.plugins, "list discovered executors and plugin load errors")
     p.add_argument("--json", action="store_true", help="machine-readable output")

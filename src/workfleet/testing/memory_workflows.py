@@ -29,8 +29,8 @@ from workfleet.checkpoints import (
     StepKind,
     StepRecord,
     StepStatus,
-    Suspension,
     SuspendResult,
+    Suspension,
     TransactionFn,
     WaitRecord,
     child_idempotency_key,
@@ -68,16 +68,16 @@ class MemoryWorkflowStore:
     # --- shared pieces ----------------------------------------------------------------------
 
     def _row(self, run_id: uuid.UUID) -> StoredRun | None:
-        return self.runs._runs.get(run_id)  # noqa: SLF001 - the fake's own rows
+        return self.runs._runs.get(run_id)
 
     def _fence(self, worker_id: str, lease: Lease) -> StoredRun:
         row = self._row(lease.run_id)
-        if row is None or not self.runs._held(row, worker_id, lease.token):  # noqa: SLF001
+        if row is None or not self.runs._held(row, worker_id, lease.token):
             raise LeaseLostError(lease.run_id, None if row is None else row.status)
         return row
 
     def _event(self, run_id: uuid.UUID, kind: EventType, data: Any) -> None:
-        self.runs._event(run_id, kind, data, self.runs.clock.now())  # noqa: SLF001
+        self.runs._event(run_id, kind, data, self.runs.clock.now())
 
     def _put(self, run_id: uuid.UUID, c: Checkpoint, output: Any, token: int | None) -> None:
         now = self.runs.clock.now()
@@ -107,7 +107,7 @@ class MemoryWorkflowStore:
 
     def _status_changed(self, row: StoredRun) -> None:
         if row.status is RunStatus.CANCELLED:
-            for child in list(self.runs._runs.values()):  # noqa: SLF001
+            for child in list(self.runs._runs.values()):
                 if child.parent_id == row.id and child.status in _OPEN:
                     self.runs.cancel_row(child)
         if row.parent_id is not None and row.status.is_terminal:
@@ -320,7 +320,7 @@ class MemoryWorkflowStore:
 
     async def children(self, run_id: uuid.UUID, limit: int = 100) -> list[ChildState]:
         await asyncio.sleep(0)
-        rows = [r for r in self.runs._runs.values() if r.parent_id == run_id]  # noqa: SLF001
+        rows = [r for r in self.runs._runs.values() if r.parent_id == run_id]
         rows.sort(key=lambda r: (r.created_at, r.id.int))
         return [
             ChildState(r.id, r.type, r.status, copy.deepcopy(r.result), r.last_error, r.parent_id)
