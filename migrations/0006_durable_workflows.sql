@@ -21,13 +21,14 @@ COMMENT ON COLUMN workflow_run.parent_id IS
 -- The claim walks pending rows in (priority, created_at) order and filters `run_at <= now()`.
 -- Rows waiting far into the future would be walked by every claim (200,000 of them: 20 ms a
 -- claim), so the ordered index holds the ready rows only and waiting rows have their own index
--- by wake-up time, which the claim reads for the waits that fell due.
+-- by kind and wake-up time, which the claim reads for the waits that fell due (and the
+-- waiting-workflows gauge counts from).
 CREATE INDEX IF NOT EXISTS workfleet_run_ready_idx
     ON workflow_run (priority, created_at)
     WHERE status = 'pending' AND deleted_at IS NULL AND wait_kind IS NULL;
 DROP INDEX IF EXISTS workfleet_run_pending_idx;
 CREATE INDEX IF NOT EXISTS workfleet_run_waiting_idx
-    ON workflow_run (run_at)
+    ON workflow_run (wait_kind, run_at)
     WHERE status = 'pending' AND deleted_at IS NULL AND wait_kind IS NOT NULL;
 CREATE INDEX IF NOT EXISTS workfleet_run_parent_idx
     ON workflow_run (parent_id, status)

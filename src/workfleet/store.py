@@ -378,6 +378,8 @@ class PendingStat:
     prefix: str
     pending: int
     oldest_age_seconds: float
+    # waiting workflows of the prefix by wait kind (sleep, signal, children, retry), capped
+    waiting: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -454,3 +456,12 @@ class Observer(Protocol):
         ...
 
     def drained(self) -> None: ...
+
+    # durable workflows: labels are the run's type and bounded words, never keys or ids
+    def step_finished(self, run_type: str, kind: str, outcome: str) -> None:
+        """A checkpoint was written: ``outcome`` is succeeded, failed or retried."""
+        ...
+
+    def workflow_suspended(self, run_type: str, kind: str) -> None: ...
+    def signal_taken(self, run_type: str, waited_seconds: float) -> None: ...
+    def children_gathered(self, run_type: str, count: int) -> None: ...

@@ -162,7 +162,7 @@ async def test_steps_and_sleep_run_once_each(pg_dsn: str, schema: str) -> None:
 
 
 async def test_signal_before_and_after_the_wait(pg_dsn: str, schema: str) -> None:
-    async with running_worker(pg_dsn, schema, plugin):
+    async with running_worker(pg_dsn, schema, plugin) as running:
         early = await _start(pg_dsn, schema, "wft.signal.v1")
         # sent before the workflow waits (maybe before it even ran): kept in the mailbox
         await _q(
@@ -193,6 +193,8 @@ async def test_signal_before_and_after_the_wait(pg_dsn: str, schema: str) -> Non
         assert (await _finished(pg_dsn, schema, late))[:2] == ("succeeded", {"late": True})
         assert time.monotonic() - started < 5
     assert effects[f"{late}:before"] == 1 and effects[f"{late}:after"] == 1
+    assert len(running.observer.signal_waits) == 2
+    assert running.observer.suspensions["signal"] >= 1
 
 
 async def test_signal_timeout_is_seen_by_the_workflow(pg_dsn: str, schema: str) -> None:
@@ -203,9 +205,14 @@ async def test_signal_timeout_is_seen_by_the_workflow(pg_dsn: str, schema: str) 
 
 
 async def test_fan_out_and_in(pg_dsn: str, schema: str) -> None:
-    async with running_worker(pg_dsn, schema, plugin, concurrency=20):
+    async with running_worker(pg_dsn, schema, plugin, concurrency=20) as running:
         run_id = await _start(pg_dsn, schema, "wft.fan.v1", {"n": 50})
         status, result, error = await _finished(pg_dsn, schema, run_id, timeout=60)
+    observed = running.observer
+    assert observed.fan_ins == [50]
+    assert observed.steps[("children", "succeeded")] == 1
+    assert observed.steps[("gather", "succeeded")] == 1
+    assert observed.suspensions["children"] >= 1
     assert (status, error) == ("succeeded", None)
     assert result == {"sum": 2 * sum(range(50)), "ok": 50}
     rows = await _q(

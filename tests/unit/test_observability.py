@@ -46,6 +46,11 @@ def _exercised() -> CollectorRegistry:
     m.listener(True, True)
     m.listener_enabled.set(1)
     m.set_pending("billing.%", 12, 4.5)
+    m.set_waiting("billing.%", "signal", 3)
+    m.step_finished("billing.order.v1", "step", "succeeded")
+    m.workflow_suspended("billing.order.v1", "signal")
+    m.signal_taken("billing.order.v1", 0.02)
+    m.children_gathered("billing.order.v1", 10)
     m.plugin_failed("broken")
     return registry
 

@@ -30,6 +30,10 @@ _log = structlog.get_logger("workfleet.maintenance")
 DAY = 86_400.0
 
 
+# waiting workflows are counted up to this many per (prefix, kind): a bounded index scan
+WAITING_CAP = 100_000
+
+
 class PgMaintenance(QueryStore):
     """Live workers, retention and the pending gauges.
 
@@ -73,12 +77,18 @@ class PgMaintenance(QueryStore):
         """Runnable (due, pending, not deleted) runs per pattern, labelled ``str(pattern)``."""
         if not patterns:
             return []
-        rows = await self._fetch(
-            "pending_by_prefix",
-            {"names": [str(p) for p in patterns], "likes": [p.like() for p in patterns]},
-        )
+        params = {"names": [str(p) for p in patterns], "likes": [p.like() for p in patterns]}
+        rows = await self._fetch("pending_by_prefix", params)
+        waiting: dict[str, list[tuple[str, int]]] = {}
+        for w in await self._fetch("waiting_by_prefix", params | {"cap": WAITING_CAP}):
+            waiting.setdefault(w["prefix"], []).append((w["kind"], int(w["waiting"])))
         return [
-            PendingStat(r["prefix"], int(r["pending"]), float(r["oldest_age_seconds"]))
+            PendingStat(
+                r["prefix"],
+                int(r["pending"]),
+                float(r["oldest_age_seconds"]),
+                tuple(waiting.get(r["prefix"], ())),
+            )
             for r in rows
         ]
 

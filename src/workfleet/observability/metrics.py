@@ -149,6 +149,41 @@ class Metrics(NullObserver):
             ["plugin"],
             registry=registry,
         )
+        self.workflow_steps = Counter(
+            "workfleet_workflow_steps",
+            "Workflow checkpoints written, by the run's type, the step's kind and outcome "
+            "(succeeded, failed, retried).",
+            ["type", "kind", "outcome"],
+            registry=registry,
+        )
+        self.workflow_suspensions = Counter(
+            "workfleet_workflow_suspensions",
+            "Workflow executions that gave their slot and lease back to wait, by wait kind.",
+            ["type", "kind"],
+            registry=registry,
+        )
+        self.signal_wait = Histogram(
+            "workfleet_workflow_signal_wait_seconds",
+            "Time a signal spent in the mailbox before a workflow took it (for a workflow "
+            "already waiting: signal to resume).",
+            ["type"],
+            buckets=_WAIT_BUCKETS,
+            registry=registry,
+        )
+        self.fan_in = Histogram(
+            "workfleet_workflow_fan_in_size",
+            "Children per completed fan-in (wf.gather).",
+            ["type"],
+            buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 10000),
+            registry=registry,
+        )
+        self.waiting = Gauge(
+            "workfleet_workflows_waiting",
+            "Workflows waiting (pending with a wait) matching the prefix, by wait kind; counted "
+            "up to 100,000 per series; refreshed with the pending gauges.",
+            ["prefix", "kind"],
+            registry=registry,
+        )
         self.build = Info("workfleet_build", "Build information.", registry=registry)
         self.build.info({"version": version})
         # labelled children per (prefix, type): labels() hashes and locks on every call, and
@@ -224,6 +259,21 @@ class Metrics(NullObserver):
     def set_pending(self, prefix: str, pending: int, oldest_age_seconds: float) -> None:
         self.pending.labels(prefix).set(pending)
         self.oldest_pending_age.labels(prefix).set(oldest_age_seconds)
+
+    def set_waiting(self, prefix: str, kind: str, count: int) -> None:
+        self.waiting.labels(prefix, kind).set(count)
+
+    def step_finished(self, run_type: str, kind: str, outcome: str) -> None:
+        self.workflow_steps.labels(run_type, kind, outcome).inc()
+
+    def workflow_suspended(self, run_type: str, kind: str) -> None:
+        self.workflow_suspensions.labels(run_type, kind).inc()
+
+    def signal_taken(self, run_type: str, waited_seconds: float) -> None:
+        self.signal_wait.labels(run_type).observe(max(waited_seconds, 0.0))
+
+    def children_gathered(self, run_type: str, count: int) -> None:
+        self.fan_in.labels(run_type).observe(count)
 
     def plugin_failed(self, entry_point: str) -> None:
         self.plugin_load_errors.labels(entry_point).inc()

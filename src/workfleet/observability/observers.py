@@ -49,6 +49,20 @@ class NullObserver:
     def drained(self) -> None:
         pass
 
+    # --- durable workflows (workfleet.checkpoints.WorkflowObserver) -----------------------
+
+    def step_finished(self, run_type: str, kind: str, outcome: str) -> None:
+        pass
+
+    def workflow_suspended(self, run_type: str, kind: str) -> None:
+        pass
+
+    def signal_taken(self, run_type: str, waited_seconds: float) -> None:
+        pass
+
+    def children_gathered(self, run_type: str, count: int) -> None:
+        pass
+
 
 class FanOut(NullObserver):
     """Forwards every event to several observers."""
@@ -99,3 +113,19 @@ class FanOut(NullObserver):
     def drained(self) -> None:
         for o in self.observers:
             o.drained()
+
+    def step_finished(self, run_type: str, kind: str, outcome: str) -> None:
+        for o in self.observers:
+            o.step_finished(run_type, kind, outcome)
+
+    def workflow_suspended(self, run_type: str, kind: str) -> None:
+        for o in self.observers:
+            o.workflow_suspended(run_type, kind)
+
+    def signal_taken(self, run_type: str, waited_seconds: float) -> None:
+        for o in self.observers:
+            o.signal_taken(run_type, waited_seconds)
+
+    def children_gathered(self, run_type: str, count: int) -> None:
+        for o in self.observers:
+            o.children_gathered(run_type, count)

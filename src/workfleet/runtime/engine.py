@@ -55,7 +55,9 @@ class Engine:
             max_workers=max(sum(s.concurrency for s in specs), 1),
             thread_name_prefix="workfleet-exec",
         )
-        shared = Shared(policy, self.threads, log, workflows, settings.workflow_max_output_bytes)
+        shared = Shared(
+            policy, self.threads, log, workflows, settings.workflow_max_output_bytes, observer
+        )
         self.completer = Completer(queue, settings.worker_id, observer, log)
         self.loops = [
             Producer(spec, settings, queue, registry, self.completer, shared, observer)

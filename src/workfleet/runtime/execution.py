@@ -31,7 +31,7 @@ from workfleet.observability.logging import Logger
 from workfleet.plugin import ExecutorSpec, Run, StopReason, SyncRun
 from workfleet.runtime import outcomes
 from workfleet.runtime.outcomes import Decision, Policy
-from workfleet.store import RunQueue
+from workfleet.store import Observer, RunQueue
 from workfleet.workflow.context import Workflow
 from workfleet.workflow.driver import WorkflowDriver
 from workfleet.workflow.session import WorkflowSession
@@ -108,6 +108,7 @@ class Shared:
     log: Logger
     workflows: WorkflowStore | None = None
     max_output_bytes: int = 1 << 20
+    observer: Observer | None = None
 
 
 class Execution:
@@ -284,6 +285,8 @@ class Execution:
                 max_output_bytes=shared.max_output_bytes,
                 lost=self.session.lost,
                 patches=spec.patches,
+                run_type=c.type,
+                observer=shared.observer,
             )
             return Workflow(session=session, **kwargs)
         if spec is not None and not spec.is_async:

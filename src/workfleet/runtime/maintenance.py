@@ -97,8 +97,10 @@ async def pending_loop(
     report: Callable[[str, int, float], None],
     stop: asyncio.Event,
     log: Logger,
+    report_waiting: Callable[[str, str, int], None] | None = None,
 ) -> None:
-    """Refresh the pending / oldest-pending gauges every ``interval`` seconds.
+    """Refresh the pending / oldest-pending (and waiting-workflow) gauges every ``interval``
+    seconds.
 
     One indexed statement per interval for all of this worker's prefixes, whatever the scrape
     rate: scrapes read the cached values. After a failed refresh the last values stay; the
@@ -109,6 +111,9 @@ async def pending_loop(
         try:
             for stat in await store.pending_by_prefix(patterns):
                 report(stat.prefix, stat.pending, stat.oldest_age_seconds)
+                for kind, count in stat.waiting:
+                    if report_waiting is not None:
+                        report_waiting(stat.prefix, kind, count)
             failing = False
         except StoreError as exc:
             if not failing:  # once per outage, not once per interval

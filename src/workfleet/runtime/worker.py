@@ -235,6 +235,7 @@ class Worker:
                 self.metrics.set_pending,
                 stop,
                 self.log,
+                self.metrics.set_waiting,
             )
             tasks.append(asyncio.create_task(gauges, name="pending-gauges"))
         return tasks

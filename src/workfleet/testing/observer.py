@@ -31,6 +31,10 @@ class RecordingObserver(NullObserver):
         self.listener_connected = False
         self.is_drained = False
         self.bad_rows: Counter[str] = Counter()
+        self.steps: Counter[tuple[str, str]] = Counter()  # (kind, outcome)
+        self.suspensions: Counter[str] = Counter()  # by wait kind
+        self.signal_waits: list[float] = []
+        self.fan_ins: list[int] = []
         self._changed = asyncio.Condition()
 
     def _poke(self) -> None:
@@ -82,6 +86,22 @@ class RecordingObserver(NullObserver):
 
     def drained(self) -> None:
         self.is_drained = True
+        self._poke()
+
+    def step_finished(self, run_type: str, kind: str, outcome: str) -> None:
+        self.steps[(kind, outcome)] += 1
+        self._poke()
+
+    def workflow_suspended(self, run_type: str, kind: str) -> None:
+        self.suspensions[kind] += 1
+        self._poke()
+
+    def signal_taken(self, run_type: str, waited_seconds: float) -> None:
+        self.signal_waits.append(waited_seconds)
+        self._poke()
+
+    def children_gathered(self, run_type: str, count: int) -> None:
+        self.fan_ins.append(count)
         self._poke()
 
     @property

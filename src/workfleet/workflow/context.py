@@ -340,6 +340,9 @@ class Workflow(Run[P]):
                 s.keep(
                     StepRecord(key, name, StepKind.SIGNAL, StepStatus.SUCCEEDED, message.payload)
                 )
+                if s.observer is not None:
+                    waited = (s.db_now() - message.created_at).total_seconds()
+                    s.observer.signal_taken(s.run_type, waited)
                 return _decode(message.payload, model)
             if deadline is not None and deadline <= s.db_now():
                 data = {"signal": name, "timed_out": True}
@@ -428,6 +431,8 @@ class Workflow(Run[P]):
                 await self._write(
                     key, "gather", StepStatus.SUCCEEDED, text, 1, None, data, None, StepKind.GATHER
                 )
+                if s.observer is not None:
+                    s.observer.children_gathered(s.run_type, len(results))
                 return results
             await s.block(Wait("children", key, children=waiting))
 

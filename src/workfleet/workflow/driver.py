@@ -69,6 +69,8 @@ class WorkflowDriver:
                 raise s.fatal
             result = await s.store.suspend(s.worker_id, s.lease, suspension)
             if result is SuspendResult.SUSPENDED:
+                if s.observer is not None:
+                    s.observer.workflow_suspended(s.run_type, suspension.kind)
                 raise Suspended(suspension.wake_at, suspension.kind)
             if result is SuspendResult.LOST:
                 s.lost(None)

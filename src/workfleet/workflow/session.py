@@ -17,12 +17,27 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from workfleet.checkpoints import Checkpoint, StepRecord, Suspension, WorkflowStore
+from workfleet.checkpoints import (
+    Checkpoint,
+    StepKind,
+    StepRecord,
+    StepStatus,
+    Suspension,
+    WorkflowStore,
+)
 from workfleet.models import Lease, RunStatus
+from workfleet.store import Observer
 from workfleet.workflow.history import History
 
 # A finite "never": PostgreSQL <= 16 cannot subtract 'infinity' and Go's lib/pq cannot scan it.
 FAR_FUTURE = datetime(9998, 12, 31, tzinfo=UTC)
+
+_OUTCOMES = {
+    StepStatus.SUCCEEDED: "succeeded",
+    StepStatus.FAILED: "failed",
+    StepStatus.RETRYING: "retried",
+}
+_UNCOUNTED = frozenset({StepKind.VALUE, StepKind.PATCHES})
 
 # Which wait names the row's wait_kind when several are pending (the most specific first).
 _KIND_ORDER = ("signal", "children", "retry", "sleep")
@@ -56,6 +71,8 @@ class WorkflowSession:
         max_output_bytes: int,
         lost: Callable[[RunStatus | None], None],
         patches: tuple[str, ...] = (),
+        run_type: str = "",
+        observer: Observer | None = None,
     ) -> None:
         self.store = store
         self.worker_id = worker_id
@@ -64,6 +81,8 @@ class WorkflowSession:
         self.max_output_bytes = max_output_bytes
         self.lost = lost
         self.declared_patches = patches
+        self.run_type = run_type
+        self.observer = observer
         self.in_flight = 0
         self.waits: list[Wait] = []
         # a failure no code may swallow: non-determinism or a lost lease (the driver re-raises)
@@ -167,7 +186,11 @@ class WorkflowSession:
         self.changed()
 
     def keep(self, record: StepRecord) -> None:
+        """Remember a checkpoint this execution wrote, and count it."""
         self.history.record(record)
+        outcome = _OUTCOMES.get(record.status)
+        if self.observer is not None and outcome and record.kind not in _UNCOUNTED:
+            self.observer.step_finished(self.run_type, str(record.kind), outcome)
 
 
 def _resolve(future: asyncio.Future[None]) -> None:

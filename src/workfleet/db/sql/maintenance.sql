@@ -70,3 +70,18 @@ LEFT JOIN {schema}.workfleet_queued q
       AND q.type LIKE p.pattern
 GROUP BY p.name
 ORDER BY p.name;
+
+-- name: waiting_by_prefix
+-- Per lease-loop prefix and wait kind: waiting workflows (migration 0006), each count stopping
+-- at %(cap)s rows read from the wait-kind index.
+SELECT p.name AS prefix, k.kind, count(w.id) AS waiting
+FROM unnest(%(names)s::text[], %(likes)s::text[]) AS p(name, pattern)
+CROSS JOIN unnest(ARRAY['sleep', 'signal', 'children', 'retry']) AS k(kind)
+LEFT JOIN LATERAL (
+    SELECT r.id FROM {schema}.workflow_run r
+    WHERE r.status = 'pending' AND r.deleted_at IS NULL
+      AND r.wait_kind = k.kind AND r.type LIKE p.pattern
+    LIMIT %(cap)s
+) w ON true
+GROUP BY p.name, k.kind
+ORDER BY p.name, k.kind;

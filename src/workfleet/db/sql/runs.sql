@@ -30,14 +30,20 @@ WITH ready AS (
     LIMIT %(limit)s
     FOR UPDATE OF q SKIP LOCKED
 ), woken AS (
-    SELECT q.id, q.priority, q.created_at
-    FROM {schema}.workfleet_queued q
-    WHERE q.wait_kind IS NOT NULL
-      AND q.run_at <= now()
-      AND (q.type = ANY(%(exact)s::text[]) OR q.type LIKE ANY(%(likes)s::text[]))
-    ORDER BY q.run_at
-    LIMIT %(limit)s
-    FOR UPDATE OF q SKIP LOCKED
+    -- one probe of the (wait_kind, run_at) index per kind: the planner sees the kind as an
+    -- index condition, so it never walks the ready rows for them
+    SELECT w.id, w.priority, w.created_at
+    FROM unnest(ARRAY['sleep', 'signal', 'children', 'retry']) AS k(kind)
+    CROSS JOIN LATERAL (
+        SELECT q.id, q.priority, q.created_at
+        FROM {schema}.workfleet_queued q
+        WHERE q.wait_kind = k.kind
+          AND q.run_at <= now()
+          AND (q.type = ANY(%(exact)s::text[]) OR q.type LIKE ANY(%(likes)s::text[]))
+        ORDER BY q.run_at
+        LIMIT %(limit)s
+        FOR UPDATE OF q SKIP LOCKED
+    ) w
 ), candidates AS (
     SELECT c.id
     FROM (SELECT * FROM ready UNION ALL SELECT * FROM woken) c
