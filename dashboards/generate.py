@@ -254,6 +254,55 @@ def overview() -> Dashboard:
                 ),
             )
         )
+        .with_row(Row("Durable workflows"))
+        .with_panel(
+            _series(
+                "Workflow steps by outcome",
+                "ops",
+                "Checkpoints written per second: steps succeeded, failed for good, or failed a "
+                "try that will be retried.",
+                (
+                    f'sum by (outcome) (rate(workfleet_workflow_steps_total{{type=~"$type"}}'
+                    "[$__rate_interval]))",
+                    "{{outcome}}",
+                ),
+            )
+        )
+        .with_panel(
+            _series(
+                "Waiting workflows by kind",
+                "short",
+                "Workflows holding no slot while they wait: a durable sleep, a signal, children, "
+                "a step's retry backoff.",
+                (f"max by (kind) (workfleet_workflows_waiting{{{PREFIX_SEL}}})", "{{kind}}"),
+            )
+        )
+        .with_panel(
+            _series(
+                "Signal to resume",
+                "s",
+                "Time a signal spent in the mailbox before its workflow took it.",
+                *_quantiles("workfleet_workflow_signal_wait_seconds", 'type=~"$type"'),
+            )
+        )
+        .with_panel(
+            _series(
+                "Suspensions and fan-in size",
+                "short",
+                "Executions that gave their slot back to wait, by kind; children per fan-in.",
+                (
+                    f'sum by (kind) (rate(workfleet_workflow_suspensions_total{{type=~"$type"}}'
+                    "[$__rate_interval]))",
+                    "suspended {{kind}}/s",
+                ),
+                *[
+                    (expr, f"fan-in {legend}")
+                    for expr, legend in _quantiles(
+                        "workfleet_workflow_fan_in_size", 'type=~"$type"'
+                    )[::2]
+                ],
+            )
+        )
         .with_row(Row("Health"))
         .with_panel(
             _series(

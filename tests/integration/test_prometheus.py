@@ -29,6 +29,7 @@ from dashboards import generate
 from tests.integration.worker_harness import running_worker
 from tests.waiting import eventually
 from workfleet import Fail, Plugin, Run
+from workfleet.workflow import ChildSpec, Workflow
 
 ROOT = Path(__file__).resolve().parents[2]
 SELECTOR = re.compile(r"\b((?:workfleet_[a-z_]+|up)(?:\{[^}]*\})?)(?=\s*[\[)]|\s*(?:==|>|<|\)|$))")
@@ -45,6 +46,17 @@ async def ok(run: Run[Any]) -> None:
 @plugin.executor("prom.fail.v1")
 async def fail(run: Run[Any]) -> None:
     raise Fail("declined")
+
+
+@plugin.workflow("prom.flow.v1")
+async def flow(wf: Workflow[Any]) -> None:
+    await wf.step("first", _nothing)
+    await wf.gather(await wf.start_children([ChildSpec("prom.ok.v1", {})]))
+    await wf.wait_signal("go")
+
+
+async def _nothing() -> None:
+    return None
 
 
 @plugin.executor("idle.served.v1")
@@ -199,6 +211,14 @@ async def test_every_dashboard_and_alert_query_returns_data(
                     "INSERT INTO workflow_run (type, payload) "
                     "SELECT CASE WHEN g % 10 = 0 THEN 'prom.fail.v1' ELSE 'prom.ok.v1' END, '{}' "
                     "FROM generate_series(1, 10) g"
+                )
+                # a workflow whose signal waits in its mailbox before it is taken
+                [(flow_id,)] = await run_sql(
+                    "INSERT INTO workflow_run (type, payload) VALUES ('prom.flow.v1', '{}') "
+                    "RETURNING id"
+                )
+                await run_sql(
+                    "INSERT INTO workflow_signal (run_id, name) VALUES (%s, 'go')", [flow_id]
                 )
                 await asyncio.sleep(0.25)
             await running.observer.wait_for(lambda: running.observer.finished >= 200, 30)
