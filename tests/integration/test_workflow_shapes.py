@@ -307,3 +307,67 @@ async def test_a_sleep_survives_a_worker_restart(pg_dsn: str, schema: str) -> No
         status, result, _ = await _finished(pg_dsn, schema, run_id)
     assert (status, result) == ("succeeded", "slept")
     assert calls[f"{run_id}:before"] == 1 and calls[f"{run_id}:after"] == 1
+
+
+# --- waits hold no slot; a cancelled workflow stops at its next checkpoint --------------------
+release_step = asyncio.Event()
+
+
+@plugin.workflow("shape.napper.v1")
+async def napper(wf: Workflow[Any]) -> str:
+    await wf.sleep(3)
+    return "rested"
+
+
+@plugin.executor("shape.quick.v1")
+async def quick(run: Any) -> str:
+    return "quick"
+
+
+@plugin.workflow("shape.cancelled.v1")
+async def cancelled_mid_step(wf: Workflow[Any]) -> str:
+    await wf.step("long", _wait_for_release)
+    await wf.step("after", _count, f"{wf.id}:after")
+    return "not reached"
+
+
+async def _wait_for_release() -> str:
+    await release_step.wait()
+    return "released"
+
+
+async def test_a_waiting_workflow_holds_no_slot(pg_dsn: str, schema: str) -> None:
+    async with running_worker(pg_dsn, schema, plugin, concurrency=1):
+        sleeping = await _start(pg_dsn, schema, "shape.napper.v1")
+        await _waiting(pg_dsn, schema, sleeping)
+        started = time.monotonic()
+        quick_ids = [await _start(pg_dsn, schema, "shape.quick.v1") for _ in range(5)]
+        for run_id in quick_ids:
+            assert (await _finished(pg_dsn, schema, run_id))[0] == "succeeded"
+        assert time.monotonic() - started < 2.5  # ran while the workflow slept, on its one slot
+        assert (await _finished(pg_dsn, schema, sleeping))[:2] == ("succeeded", "rested")
+
+
+async def test_a_workflow_cancelled_during_a_step_writes_nothing_more(
+    pg_dsn: str, schema: str
+) -> None:
+    release_step.clear()
+    async with running_worker(pg_dsn, schema, plugin, cancel_grace=10):
+        run_id = await _start(pg_dsn, schema, "shape.cancelled.v1")
+        await eventually(
+            lambda: _q(
+                pg_dsn,
+                schema,
+                "SELECT 1 FROM workflow_run WHERE id = %s AND status = 'leased'",
+                run_id,
+            )
+        )
+        await _q(
+            pg_dsn, schema, "UPDATE workflow_run SET status = 'cancelled' WHERE id = %s", run_id
+        )
+        release_step.set()  # the step finishes after the cancel: its checkpoint is fenced off
+        await asyncio.sleep(1.0)
+        steps = await _q(pg_dsn, schema, "SELECT key FROM workflow_step WHERE run_id = %s", run_id)
+        status = await _q(pg_dsn, schema, "SELECT status FROM workflow_run WHERE id = %s", run_id)
+    assert steps == [] and status == [("cancelled",)]
+    assert calls[f"{run_id}:after"] == 0
