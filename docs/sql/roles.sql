@@ -54,6 +54,10 @@ GRANT SELECT (id, idempotency_key) ON :"schema".workflow_run TO :"producer";
 -- The INSERT trigger writes the 'created' audit event as the inserting role.
 GRANT INSERT ON :"schema".workflow_event TO :"producer";
 GRANT USAGE ON SEQUENCE :"schema".workflow_event_id_seq TO :"producer";
+-- Signals to workflows (the trigger that wakes the run is SECURITY DEFINER: no UPDATE needed).
+GRANT INSERT (run_id, name, payload, idempotency_key)
+    ON :"schema".workflow_signal TO :"producer";
+GRANT USAGE ON SEQUENCE :"schema".workflow_signal_id_seq TO :"producer";
 
 -- The status of runs whose ids the caller holds (ids are random UUIDs: knowing one is the
 -- capability). No payload, no result.
@@ -101,6 +105,10 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON
     :"schema".workflow_schedule, :"schema".workfleet_worker
     TO :"worker";
 GRANT SELECT ON :"schema".workfleet_schema_version TO :"worker";
+-- Durable workflows: checkpoints, mailboxes, waits.
+GRANT SELECT, INSERT, UPDATE, DELETE ON
+    :"schema".workflow_step, :"schema".workflow_signal, :"schema".workflow_wait
+    TO :"worker";
 -- The claim reads and row-locks runs through the runnable view (FOR UPDATE needs UPDATE).
 GRANT SELECT, UPDATE ON :"schema".workfleet_queued TO :"worker";
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA :"schema" TO :"worker";
@@ -117,6 +125,13 @@ GRANT SELECT ON :"schema".workflow_event, :"schema".workflow_registry,
     :"schema".workfleet_worker, :"schema".workfleet_schema_version TO :"reader";
 -- The runnable view (KEDA's query): ids, types, priorities and times only.
 GRANT SELECT ON :"schema".workfleet_queued TO :"reader";
+-- Workflow checkpoints and mailboxes without their outputs and payloads.
+GRANT SELECT (run_id, key, name, kind, status, error, attempts, wake_at, started_at,
+              finished_at)
+    ON :"schema".workflow_step TO :"reader";
+GRANT SELECT (id, run_id, name, idempotency_key, created_at, consumed_at, consumed_by)
+    ON :"schema".workflow_signal TO :"reader";
+GRANT SELECT ON :"schema".workflow_wait TO :"reader";
 REVOKE ALL ON :"schema".workflow_schedule FROM :"reader";
 GRANT SELECT (id, type, schedule, timezone, next_run_at, last_run_at, enabled, priority,
               max_attempts, created_at, updated_at, deleted_at)

@@ -16,6 +16,7 @@ from workfleet import Plugin, Run
 from workfleet.db.queries import Queries
 from workfleet.db.store import enqueue_on
 from workfleet.models import NewRun
+from workfleet.workflow import Workflow
 
 pytestmark = pytest.mark.postgres
 
@@ -25,6 +26,17 @@ plugin = Plugin("sec")
 @plugin.executor("sec.echo.v1")
 async def echo(run: Run[Any]) -> dict[str, Any]:
     return {"echo": run.payload}
+
+
+@plugin.executor("sec.child.v1")
+async def child(run: Run[Any]) -> str:
+    return "child"
+
+
+@plugin.workflow("sec.flow.v1")
+async def flow(wf: Workflow[Any]) -> Any:
+    await wf.gather(await wf.start_child("sec.child.v1", {}))
+    return await wf.wait_signal("go")
 
 
 async def _as(dsn: str, schema: str) -> psycopg.AsyncConnection[Any]:
@@ -152,6 +164,54 @@ async def test_worker_runs_with_only_its_role(pg_dsn: str, schema: str) -> None:
             await _denied(
                 worker, "ALTER TABLE workflow_run DROP CONSTRAINT workflow_run_status_check"
             )
+
+
+async def test_workflows_run_under_the_worker_role_and_producers_signal_them(
+    pg_dsn: str, schema: str
+) -> None:
+    async with applied_roles(pg_dsn, schema) as roles:
+        worker_dsn = dsn_as(pg_dsn, roles.login(roles.worker))
+        producer = await _as(dsn_as(pg_dsn, roles.login(roles.producer)), schema)
+        reader = await _as(dsn_as(pg_dsn, roles.login(roles.reader)), schema)
+        async with producer, reader, running_worker(worker_dsn, schema, plugin, poll_interval=0.5):
+            cur = await producer.execute(
+                "INSERT INTO workflow_run (type, payload) VALUES ('sec.flow.v1', '{}') RETURNING id"
+            )
+            row = await cur.fetchone()
+            assert row is not None
+            run_id = row[0]
+
+            async def waiting() -> Any:
+                cur = await reader.execute(
+                    "SELECT 1 FROM workflow_wait WHERE run_id = %s AND kind = 'signal'", [run_id]
+                )
+                return await cur.fetchone()
+
+            await eventually(waiting, 15)
+            await producer.execute(
+                "INSERT INTO workflow_signal (run_id, name, payload) VALUES (%s, 'go', '{}')",
+                [run_id],
+            )
+
+            async def done() -> Any:
+                cur = await producer.execute(
+                    "SELECT status FROM workfleet_run_status(%s)", [[run_id]]
+                )
+                found = await cur.fetchone()
+                return found is not None and found[0] == "succeeded"
+
+            await eventually(done, 15)
+            await _denied(producer, "SELECT payload FROM workflow_signal")
+            await _denied(producer, "UPDATE workflow_signal SET consumed_at = now()")
+            await _denied(producer, "SELECT * FROM workflow_step")
+            await _denied(reader, "SELECT output FROM workflow_step")
+            await _denied(reader, "SELECT payload FROM workflow_signal")
+            cur = await reader.execute(
+                "SELECT key, status FROM workflow_step WHERE run_id = %s ORDER BY started_at",
+                [run_id],
+            )
+            keys = [r[0] for r in await cur.fetchall()]
+            assert keys[0] == "child:sec.child.v1" and keys[-1] == "signal:go"
 
 
 async def test_reader_counts_without_seeing_payloads(pg_dsn: str, schema: str) -> None:
