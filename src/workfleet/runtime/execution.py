@@ -32,6 +32,7 @@ from workfleet.plugin import ExecutorSpec, Run, StopReason, SyncRun
 from workfleet.runtime import outcomes
 from workfleet.runtime.outcomes import Decision, Policy
 from workfleet.store import Observer, RunQueue
+from workfleet.workflow.base import session_of
 from workfleet.workflow.context import Workflow
 from workfleet.workflow.driver import WorkflowDriver
 from workfleet.workflow.session import WorkflowSession
@@ -296,7 +297,7 @@ class Execution:
     def _start(self, spec: ExecutorSpec, run: Run[Any] | SyncRun[Any]) -> asyncio.Future[Any]:
         if isinstance(run, Workflow):
             grace = self.shared.policy.cancel_grace
-            driver = WorkflowDriver(spec.fn, run, run._session, grace)
+            driver = WorkflowDriver(spec.fn, run, session_of(run), grace)
             return asyncio.ensure_future(driver.run())
         if spec.is_async:
             future: asyncio.Future[Any] = asyncio.ensure_future(spec.fn(run))

@@ -1,0 +1,207 @@
+"""The plumbing under :class:`~workfleet.workflow.Workflow`: its session, the activity count,
+reaching recorded keys, writing checkpoints, and what happens when a fenced write finds the
+lease gone. Pure helpers for the parts above it (``steps``, ``waits``, ``context``)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+import inspect
+import json
+import random as _random
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from pydantic import BaseModel
+
+from workfleet.checkpoints import (
+    Checkpoint,
+    LeaseLostError,
+    StepKind,
+    StepRecord,
+    StepStatus,
+)
+from workfleet.encoding import to_json
+from workfleet.models import Fail
+from workfleet.plugin import Run
+from workfleet.workflow.children import ChildHandle
+from workfleet.workflow.history import NonDeterminismError
+from workfleet.workflow.policy import (
+    StepFailed,
+)
+from workfleet.workflow.session import WorkflowSession
+
+P = TypeVar("P")
+AF = TypeVar("AF", bound=Callable[..., Awaitable[Any]])
+
+
+def activity(method: AF) -> AF:
+    """Count the call as activity while it runs (not while it is blocked on a wait): the
+    driver suspends the run only when no call of the workflow is active."""
+
+    @functools.wraps(method)
+    async def active(self: WorkflowBase[Any], *args: Any, **kwargs: Any) -> Any:
+        session = self._session
+        session.enter()
+        try:
+            return await method(self, *args, **kwargs)
+        finally:
+            session.leave()
+
+    return cast("AF", active)
+
+
+def session_of(wf: WorkflowBase[Any]) -> WorkflowSession:
+    """The execution state a workflow's driver shares with it."""
+    return wf._session
+
+
+class WorkflowBase(Run[P]):
+    """A :class:`~workfleet.Run` with the checkpointing plumbing every workflow call uses."""
+
+    __slots__ = ("_session",)
+
+    def __init__(self, *, session: WorkflowSession, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._session = session
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _guard(self) -> None:
+        s = self._session
+        if s.fatal is not None:
+            raise s.fatal
+        if s.closed or self.cancelled.is_set():
+            raise asyncio.CancelledError("the workflow's execution is stopping")
+
+    def _reach(self, key: str, kind: StepKind, name: str) -> StepRecord | None:
+        try:
+            return self._session.history.reach(key, kind, name)
+        except NonDeterminismError as exc:
+            self._session.fatal = exc
+            raise
+
+    async def _check_new(self, key: str) -> None:
+        """A step not in the history starts: every recorded one must have been reached first
+        (else the code changed: a renamed or removed step). Sibling branches get a few loop
+        turns to replay theirs before that is decided."""
+        history = self._session.history
+        for _ in range(8):
+            if not history.has_unreached:
+                return
+            await asyncio.sleep(0)
+        left = [f"{r.kind} {r.key!r}" for r in history.unreached()[:5]]
+        exc = NonDeterminismError(
+            f"this execution starts new step {key!r} but the run's history has "
+            f"{', '.join(left)} not reached (a step renamed or removed while runs were in "
+            "flight: keep its key with key=..., or bump the type's version)"
+        )
+        self._session.fatal = exc
+        raise exc
+
+    def _encode(self, value: Any) -> str:
+        """The value's JSON text; :class:`~workfleet.models.Fail` (never retried: the same
+        value fails the same way) when jsonb cannot store it or it is over the size limit."""
+        try:
+            text = to_json(value)
+        except (TypeError, ValueError) as exc:
+            raise Fail(f"the output cannot be stored: {exc}") from None
+        size = len(text.encode("utf-8"))
+        if size > self._session.max_output_bytes:
+            raise Fail(
+                f"the output is {size} bytes; the limit is {self._session.max_output_bytes} "
+                "(WORKFLEET_WORKFLOW_MAX_OUTPUT_BYTES): store big data elsewhere and return a "
+                "reference"
+            )
+        return text
+
+    async def _write(
+        self,
+        key: str,
+        name: str,
+        status: StepStatus,
+        output_json: str | None,
+        attempts: int,
+        error: str | None,
+        data: dict[str, Any] | None,
+        wake_at: datetime | None = None,
+        kind: StepKind = StepKind.STEP,
+    ) -> None:
+        s = self._session
+        event = (
+            None
+            if data is None
+            else {"key": key, "name": name, "kind": str(kind)} | {"status": str(status)} | data
+        )
+        checkpoint = Checkpoint(
+            key, name, kind, status, output_json, error, attempts, wake_at, event
+        )
+        try:
+            await s.store.checkpoint(s.worker_id, s.lease, checkpoint)
+        except LeaseLostError as exc:
+            self._lost(exc)
+        output = None if output_json is None else json.loads(output_json)
+        s.keep(StepRecord(key, name, kind, status, output, error, attempts, wake_at))
+
+    def _lost(self, exc: LeaseLostError) -> Any:
+        """A fenced write found the lease gone: stop this execution, whatever the code does."""
+        self._session.fatal = exc
+        self._session.lost(exc.status)
+        raise exc
+
+
+def split_call(call: tuple[Any, ...]) -> tuple[str, Callable[..., Any], tuple[Any, ...]]:
+    if not call:
+        raise TypeError("wf.step() needs a function: wf.step('name', fn, *args)")
+    if isinstance(call[0], str):
+        if len(call) < 2 or not callable(call[1]):
+            raise TypeError(f"wf.step({call[0]!r}, ...) needs a function after the name")
+        return call[0], call[1], call[2:]
+    if not callable(call[0]):
+        raise TypeError("wf.step() needs a name or a function first")
+    fn = call[0]
+    name = getattr(fn, "__name__", None) or type(fn).__name__
+    return name, fn, call[1:]
+
+
+async def invoke(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if inspect.iscoroutinefunction(fn):
+        return await fn(*args, **kwargs)
+    context = contextvars.copy_context()
+    call = functools.partial(context.run, fn, *args, **kwargs)
+    result = await asyncio.get_running_loop().run_in_executor(None, call)
+    if inspect.isawaitable(result):
+        return await result
+    return result
+
+
+def decode(output: Any, model: type[BaseModel] | None) -> Any:
+    return output if model is None else model.model_validate(output)
+
+
+def give_up(key: str, error: str, required: bool, default: Any) -> Any:
+    if required:
+        raise StepFailed(key, error)
+    return default
+
+
+def flatten(handles: tuple[ChildHandle | Iterable[ChildHandle], ...]) -> list[ChildHandle]:
+    flat: list[ChildHandle] = []
+    for item in handles:
+        if isinstance(item, ChildHandle):
+            flat.append(item)
+        else:
+            flat.extend(item)
+    return flat
+
+
+def uuid7_value() -> uuid.UUID:
+    ms = time.time_ns() // 1_000_000
+    rand = _random.getrandbits(74)
+    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (rand >> 62) << 64 | 0b10 << 62
+    value |= rand & ((1 << 62) - 1)
+    return uuid.UUID(int=value)
