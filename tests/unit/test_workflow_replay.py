@@ -13,11 +13,18 @@ from typing import Any
 
 import pytest
 
-from workfleet.models import NewRun, Suspended
+from workfleet.models import NewRun, RunStatus, Suspended
 from workfleet.retry import ConstantBackoff
 from workfleet.store import ClaimFilter
 from workfleet.testing import ManualClock, MemoryStore, MemoryWorkflowStore
-from workfleet.workflow import NonDeterminismError, RetryPolicy, StepFailed, Workflow
+from workfleet.workflow import (
+    Dag,
+    NonDeterminismError,
+    RetryPolicy,
+    StepFailed,
+    StepInput,
+    Workflow,
+)
 from workfleet.workflow.driver import WorkflowDriver
 from workfleet.workflow.session import WorkflowSession
 
@@ -303,3 +310,52 @@ async def test_outputs_are_json_round_tripped_the_same_on_first_run_and_replay(
     kind, value = await world.execute(flow)
     assert (kind, value) == ("returned", [1, {"a": [2, 3]}])
     assert json.dumps(value)
+
+
+async def test_a_resumed_step_waits_for_siblings_to_replay_a_long_recorded_chain(
+    world: World,
+) -> None:
+    """On replay, a step with no checkpoint (here: dropped by resume) must not be mistaken for
+    a renamed one while a sibling branch still walks its recorded chain (a loop turn a link)."""
+    fail_x = [True]
+    dag = Dag()
+
+    @dag.step()
+    async def a(inp: StepInput) -> int:
+        return 0
+
+    previous = "a"
+    for i in range(12):
+
+        async def link(inp: StepInput, _prev: str = previous) -> int:
+            return int(inp[_prev]) + 1
+
+        dag.step(f"b{i}", after=[previous])(link)
+        previous = f"b{i}"
+
+    @dag.step(after=["a"], retry=RetryPolicy(attempts=1))
+    async def x(inp: StepInput) -> str:
+        await asyncio.sleep(0.01)  # the chain finishes first
+        if fail_x[0]:
+            raise ConnectionError("x is down")
+        return "x"
+
+    run_id = await world.start()
+    kind, exc = await world.execute(dag.run)
+    assert kind == "raised" and isinstance(exc, StepFailed)
+    row = world.runs._runs[run_id]
+    row.status, row.leased_by = RunStatus.FAILED, None
+    assert await world.flows.resume(run_id) == 1
+    fail_x[0] = False
+    kind, value = await world.execute(dag.run)
+    assert kind == "returned", value
+    assert value["b11"] == 12 and value["x"] == "x"
+
+
+async def test_keys_and_names_must_be_storable_text(world: World) -> None:
+    async def flow(wf: Workflow[Any]) -> Any:
+        return await wf.step("bad\x00name", world.counted("x"))
+
+    await world.start()
+    kind, exc = await world.execute(flow)
+    assert kind == "raised" and isinstance(exc, ValueError) and "printable" in str(exc)

@@ -36,6 +36,8 @@ from workfleet.workflow.policy import (
 from workfleet.workflow.session import WorkflowSession
 
 P = TypeVar("P")
+# loop turns a new step waits at most for sibling branches to replay their recorded steps
+_MAX_SETTLE_TURNS = 10_000
 AF = TypeVar("AF", bound=Callable[..., Awaitable[Any]])
 
 
@@ -87,13 +89,21 @@ class WorkflowBase(Run[P]):
 
     async def _check_new(self, key: str) -> None:
         """A step not in the history starts: every recorded one must have been reached first
-        (else the code changed: a renamed or removed step). Sibling branches get a few loop
-        turns to replay theirs before that is decided."""
+        (else the code changed: a renamed or removed step). Sibling branches replay theirs
+        first: this waits while they make progress (reach recorded keys, however long their
+        chain of dependencies), and decides once three loop turns pass without any."""
         history = self._session.history
-        for _ in range(8):
+        reached, idle = len(history.reached), 0
+        for _ in range(_MAX_SETTLE_TURNS):
             if not history.has_unreached:
                 return
             await asyncio.sleep(0)
+            if len(history.reached) != reached:
+                reached, idle = len(history.reached), 0
+            else:
+                idle += 1
+                if idle >= 3:
+                    break
         left = [f"{r.kind} {r.key!r}" for r in history.unreached()[:5]]
         exc = NonDeterminismError(
             f"this execution starts new step {key!r} but the run's history has "

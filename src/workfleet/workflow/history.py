@@ -54,6 +54,13 @@ class History:
             key = name if n == 1 else f"{name}#{n}"
         if not key or len(key.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
             raise ValueError(f"a step key must be 1 to {MAX_KEY_BYTES} bytes long, got {key!r}")
+        if not key.isprintable() or "\x00" in name:
+            # text columns refuse NUL and lone surrogates; keys are read back in CLI tables
+            raise ValueError(f"a step key or name must be printable text, got {key!r}")
+        try:
+            (key + name).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"a step key or name must be valid text, got {key!r}") from None
         if key in self.reached:
             raise ValueError(
                 f"step key {key!r} is used twice in one run: give one of the calls its own key="
