@@ -48,7 +48,8 @@ def _use(conn: psycopg.Connection[Any], schema: str) -> None:
 # --- W7 ------------------------------------------------------------------------------------------
 
 
-def w7(cfg: Config, report: Report) -> None:
+def w7(cfg: Config, report: Report, profile: Any = None) -> None:
+    """W7; ``profile`` (a :class:`benchmarks.profile.Profiler`) samples the worker."""
     n = cfg.workflows
     schema = migrate_schema(cfg, "w7")
     with (
@@ -65,9 +66,14 @@ def w7(cfg: Config, report: Report) -> None:
         conn.execute(sql.SQL("ANALYZE {}").format(table(schema)))
         child = worker_child(cfg, schema, [f"bench.%={cfg.concurrency}"], "w7-worker")
         try:
-            start_all([child])
+            child.wait_ready()
+            if profile is not None:
+                profile.attach(child.pid)
+            child.go()
             wait_until(lambda: not remaining(conn, schema), timeout=900, interval=0.1)
         finally:
+            if profile is not None:
+                profile.detach()
             child.stop()
         result = child.wait()
         _use(conn, schema)
