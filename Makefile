@@ -31,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## bench: the benchmark suite W1-W6 beside pgqueuer and the raw-SQL ceiling (prints a table)
+## bench: the benchmark suite W1-W9 beside pgqueuer and the raw-SQL ceiling (prints a table)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 

@@ -1,4 +1,4 @@
-"""workfleet benchmark suite: W1-W6 plus the W4 ceiling and the pgqueuer peer, one table.
+"""workfleet benchmark suite: W1-W9 plus the W4 ceiling and the pgqueuer peer, one table.
 
     python -m benchmarks [--quick] [--only w1,w2,...] [--no-peer] [--database-url URL]
 
@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.common import STATE, Figure, Report, conninfo_of, database_url, load_average
+from benchmarks.workflows import w7, w8, w9
 from benchmarks.workloads import (
     Config,
     server_facts,
@@ -33,7 +34,7 @@ from benchmarks.workloads import (
     w6_idle,
 )
 
-ALL = ("w1", "w2", "w3", "w4", "w5", "w6", "peer", "profile")
+ALL = ("w1", "w2", "w3", "w4", "w5", "w6", "w7", "w8", "w9", "peer", "profile")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -60,6 +61,8 @@ def make_config(args: argparse.Namespace) -> Config:
         cfg.enqueue_single = 200
         cfg.latency_seconds = 2.0
         cfg.history = 20_000
+        cfg.workflows = 500
+        cfg.signals = 50
         cfg.quick = True
     if args.runs:
         cfg.runs = args.runs
@@ -109,7 +112,7 @@ def table(report: Report) -> str:
         "| workload | system | variant | figure | vs pgqueuer best | vs W4 k=100 | note |",
         "|---|---|---|---|---|---|---|",
     ]
-    order = {"W1": 1, "W2": 2, "W3": 3, "W4": 4, "W5": 5, "W6": 6}
+    order = {f"W{i}": i for i in range(1, 10)}
     for fig in sorted(report.figures, key=lambda f: order.get(f.workload, 9)):
         peer, ceiling = comparisons(report, fig)
         lines.append(
@@ -257,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
         ("w3", lambda: w3(cfg, report)),
         ("w5", lambda: w5(cfg, report)),
         ("w6", lambda: w6_idle(cfg, report)),
+        ("w7", lambda: w7(cfg, report)),
+        ("w8", lambda: w8(cfg, report)),
+        ("w9", lambda: w9(cfg, report)),
     ]
     plan: list[str] = []
     profile: list[str] = []

@@ -3,7 +3,8 @@
 It is a real worker (``workfleet.runtime.worker.Worker`` on uvloop, default settings: HTTP
 server, LISTEN connection, schedules, maintenance, INFO logs as JSON to stderr) with a no-op
 plugin instead of discovered ones; only the prefixes (and, when asked, poll-only mode) differ
-from the defaults. The HTTP server binds an ephemeral port so several processes can run.
+from the defaults. The HTTP server binds an ephemeral port so several processes can run. The
+plugin also holds the workflows of W7-W9 (``bench.wf.*``, see ``benchmarks/workflows.py``).
 
 Protocol: prints ``ready``, waits for ``go`` on stdin, runs until SIGTERM, then writes JSON to
 ``--out``: the wall-clock time the first executor started and, with ``--record-starts``, the
@@ -28,6 +29,7 @@ from workfleet.discovery import Discovery, ExecutorRegistry
 from workfleet.observability.logging import configure_logging
 from workfleet.runtime.worker import Worker
 from workfleet.settings import load_settings
+from workfleet.workflow import ChildSpec, Workflow
 
 FIRST_START: list[float] = []
 STARTS: dict[int, float] = {}
@@ -42,6 +44,48 @@ async def noop(run: Any) -> None:
         FIRST_START.append(time.time())
     if RECORD:
         STARTS[int(run.payload["seq"])] = time.time()
+
+
+def _first_start() -> None:
+    if not FIRST_START:
+        FIRST_START.append(time.time())
+
+
+async def _noop_step() -> None:
+    return None
+
+
+async def _after_signal(seq: int) -> None:
+    if RECORD:
+        STARTS[seq] = time.time()
+
+
+@plugin.workflow("bench.wf.steps.v1")
+async def ten_steps(wf: Workflow[Any]) -> None:
+    """W7: ten no-op steps, one after the other."""
+    _first_start()
+    for i in range(10):
+        await wf.step(f"s{i}", _noop_step)
+
+
+@plugin.workflow("bench.wf.signal.v1")
+async def signalled(wf: Workflow[Any]) -> None:
+    """W8: wait for the signal ``go``, then one step that records when it started."""
+    _first_start()
+    await wf.wait_signal("go", timeout=3600)
+    await wf.step("after", _after_signal, int(wf.payload["seq"]))
+
+
+@plugin.workflow("bench.wf.fan.v1")
+async def fan(wf: Workflow[Any]) -> int:
+    """W9: ``n`` no-op children started in one statement, then gathered."""
+    _first_start()
+    n = int(wf.payload["n"])
+    handles = await wf.start_children(
+        [ChildSpec("bench.noop.v1", {"seq": -1}) for _ in range(n)], key="fan"
+    )
+    results = await wf.gather(handles)
+    return sum(r.ok for r in results)
 
 
 # Four more families so an idle worker can be given four prefixes (W6).

@@ -43,6 +43,9 @@ class Config:
     ceiling_batches: tuple[int, ...] = (1, 10, 100)
     processes: tuple[int, ...] = (1, 2)
     quick: bool = False
+    workflows: int = 5_000  # W7: 10-step workflows drained
+    signals: int = 300  # W8: workflows waiting, one signal each at latency_rate
+    fan_out: int = 1_000  # W9: children of one workflow
 
 
 def migrate_schema(cfg: Config, tag: str) -> str:

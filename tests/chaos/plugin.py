@@ -1,7 +1,10 @@
-"""The executors the chaos scenarios run: plain work, poison, stuck async, stuck sync, retry.
+"""The executors the chaos scenarios run: plain work, poison, stuck async, stuck sync, retry,
+and durable workflows whose steps leave side effects behind.
 
 Every successful execution returns ``{"worker": <worker id>, "attempt": <n>}`` so the invariant
-checker can prove that the outcome was written by the process that held the lease.
+checker can prove that the outcome was written by the process that held the lease. Workflow
+steps append a line per start to ``CHAOS_EFFECTS_FILE`` (``<run id> <step> <worker id>``): the
+side effects a test counts after the fact.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 
 from workfleet import Plugin, Run, SyncRun
 from workfleet.retry import ConstantBackoff
+from workfleet.workflow import Workflow
 
 plugin = Plugin("chaos", backoff=ConstantBackoff(0.2))
 
@@ -70,3 +74,42 @@ async def retry_once(run: Run[Any]) -> dict[str, Any]:
     if run.attempt == 1:
         raise RuntimeError("first attempt fails on purpose")
     return {"worker": WORKER_ID, "attempt": run.attempt}
+
+
+def _record_effect(run_id: str, step: str) -> None:
+    """Append one line; O_APPEND keeps concurrent writers' lines whole, and a SIGKILL cannot
+    lose a write that returned (it is in the page cache)."""
+    path = os.environ["CHAOS_EFFECTS_FILE"]
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{run_id} {step} {WORKER_ID}\n".encode())
+    finally:
+        os.close(fd)
+
+
+async def effect_step(run_id: str, step: str, ms: float) -> str:
+    """A step with a side effect at its start, then ``ms`` of work."""
+    _record_effect(run_id, step)
+    await asyncio.sleep(ms / 1000)
+    return f"{step}@{WORKER_ID}"
+
+
+WORKFLOW_STEPS = ("s1", "s2", "s3", "s4", "s5")
+
+
+@plugin.workflow("chaos.wf.steps.v1")
+async def five_steps(wf: Workflow[Any]) -> list[str]:
+    """Five sequential steps of ``ms`` milliseconds each (default 150)."""
+    payload: dict[str, Any] = wf.payload if isinstance(wf.payload, dict) else {}
+    ms = float(payload.get("ms", 150))
+    return [await wf.step(s, effect_step, str(wf.id), s, ms) for s in WORKFLOW_STEPS]
+
+
+@plugin.workflow("chaos.wf.sleep.v1")
+async def sleep_between(wf: Workflow[Any]) -> list[str]:
+    """A step, a durable sleep of ``sleep`` seconds (default 2), a step."""
+    payload: dict[str, Any] = wf.payload if isinstance(wf.payload, dict) else {}
+    before = await wf.step("before", effect_step, str(wf.id), "before", 1)
+    await wf.sleep(float(payload.get("sleep", 2)))
+    after = await wf.step("after", effect_step, str(wf.id), "after", 1)
+    return [before, after]

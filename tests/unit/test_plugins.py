@@ -20,6 +20,10 @@ EXAMPLE_PATTERNS = {
     "billing.payment.v1",
     "media.video.v1",
     "notify.%",
+    "shop.order.v1",
+    "etl.pipeline.v1",
+    "orders.process.v1",
+    "users.onboarding.v1",
 }
 
 
@@ -56,6 +60,7 @@ def test_examples_are_found_from_metadata() -> None:
         ("content", "workfleet_examples.content:plugin"),
         ("media", "workfleet_examples.media:plugin"),
         ("notify", "workfleet_examples.notify:plugin"),
+        ("workflows", "workfleet_examples.workflows:plugin"),
     ]
     assert all(f.version for f in found)
     assert find_plugins() == sorted(find_plugins()), "a stable order, whatever sys.path says"
@@ -73,7 +78,9 @@ def test_find_reads_metadata_only(site: Path) -> None:
 def test_examples_are_discovered() -> None:
     discovery = discover()
     assert _patterns(discovery.registry) >= EXAMPLE_PATTERNS
-    assert {"billing", "content", "media", "notify"} <= {p.name for p in discovery.plugins}
+    assert {"billing", "content", "media", "notify", "workflows"} <= {
+        p.name for p in discovery.plugins
+    }
     assert discovery.failures == []
 
 

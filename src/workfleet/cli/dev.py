@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import shlex
 import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
-from workfleet.cli.connect import connected
+from workfleet.cli.connect import Connected, connected
 from workfleet.cli.connect import migrate as apply_migrations
 from workfleet.cli.options import settings_from
-from workfleet.discovery import discover
+from workfleet.discovery import ExecutorRegistry, discover
 from workfleet.errors import ConfigError
-from workfleet.models import NewRun
+from workfleet.models import Enqueued, NewRun
 
 DEMO_RUNS = [
     NewRun("content.thumbnail.v1", {"content_id": "img123", "width": 300, "height": 200}),
@@ -41,7 +42,43 @@ DEMO_RUNS = [
         "notify.push.v1",
         {"user_id": "user123", "title": "New Message", "body": "You have a new message"},
     ),
+    # durable workflows (workfleet_examples.workflows)
+    NewRun(
+        "shop.order.v1",
+        {"customer_id": "CUST-123", "items": ["book", "lamp"], "total_price": 42.50},
+    ),
+    NewRun("etl.pipeline.v1", {"source": "s3://demo/events.csv", "rows": 20, "notify": "down"}),
+    NewRun("orders.process.v1", {"order_id": "ORD-001", "amount": 1500}),
+    NewRun("users.onboarding.v1", {"username": "alice", "email": "alice@example.com"}),
 ]
+
+# The order workflow waits for the warehouse; the demo plays the warehouse a few seconds later,
+# so the run is seen waiting (pending, its slot given back) before the signal wakes it.
+DEMO_SIGNAL_TYPE = "shop.order.v1"
+DEMO_SIGNAL = "warehouse.ready"
+DEMO_SIGNAL_PAYLOAD = {"available": True, "warehouse": "north"}
+DEMO_SIGNAL_DELAY = 3.0
+
+
+async def enqueue_demo(
+    db: Connected, registry: ExecutorRegistry, *, signal_delay: float = DEMO_SIGNAL_DELAY
+) -> list[Enqueued]:
+    """Enqueue the demo runs whose types ``registry`` serves; after ``signal_delay`` seconds,
+    send the order workflows their warehouse signal. The runs enqueued, in order."""
+    runs = [r for r in DEMO_RUNS if registry.resolve(r.type)]
+    done = await db.ops.enqueue_many(runs)
+    print(f"enqueued {len(done)} demo runs", file=sys.stderr, flush=True)
+    orders = [e.id for r, e in zip(runs, done, strict=True) if r.type == DEMO_SIGNAL_TYPE]
+    if orders:
+        await asyncio.sleep(signal_delay)
+        for run_id in orders:
+            # what a warehouse system in any language would do:
+            #   INSERT INTO workflow_signal (run_id, name, payload) VALUES (...)
+            await db.workflows.send_signal(
+                run_id, DEMO_SIGNAL, json.dumps(DEMO_SIGNAL_PAYLOAD), f"demo:{run_id}"
+            )
+            print(f"sent {DEMO_SIGNAL} to {DEMO_SIGNAL_TYPE} run {run_id}", file=sys.stderr)
+    return done
 
 
 def start_embedded(data_dir: str) -> str:
@@ -85,6 +122,9 @@ def banner(url: str, schema: str, http_port: int | None, embedded: bool) -> str:
         '\'{"content_id": "img456", "width": 640, "height": 480}\'',
         f"  .venv/bin/{cmd} status",
         f"  .venv/bin/{cmd} inspect <run id>",
+        f'  psql "$DATABASE_URL" -c "SET search_path TO {schema}; INSERT INTO workflow_signal '
+        "(run_id, name, payload) VALUES ('<run id>', 'warehouse.ready', "
+        '\'{\\"available\\": true}\')"',
         f'  psql "$DATABASE_URL" -c "SET search_path TO {schema}; INSERT INTO workflow_run '
         '(type, payload) VALUES (\'notify.sms.v1\', \'{\\"phone\\": \\"+15550100\\", '
         '\\"message\\": \\"hi\\"}\')"',
@@ -124,10 +164,8 @@ async def dev(args: argparse.Namespace) -> int:
             port = worker.http.port if worker.http else None
             print(banner(url, schema, port, embedded), file=sys.stderr, flush=True)
             if not args.no_demo:
-                runs = [r for r in DEMO_RUNS if discovery.registry.resolve(r.type)]
                 async with connected(settings) as db:
-                    done = await db.ops.enqueue_many(runs)
-                print(f"enqueued {len(done)} demo runs", file=sys.stderr, flush=True)
+                    await enqueue_demo(db, discovery.registry)
 
         task = asyncio.create_task(after_start())
         background.add(task)
