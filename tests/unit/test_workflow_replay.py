@@ -325,7 +325,7 @@ async def test_a_resumed_step_waits_for_siblings_to_replay_a_long_recorded_chain
         return 0
 
     previous = "a"
-    for i in range(12):
+    for i in range(40):
 
         async def link(inp: StepInput, _prev: str = previous) -> int:
             return int(inp[_prev]) + 1
@@ -349,7 +349,7 @@ async def test_a_resumed_step_waits_for_siblings_to_replay_a_long_recorded_chain
     fail_x[0] = False
     kind, value = await world.execute(dag.run)
     assert kind == "returned", value
-    assert value["b11"] == 12 and value["x"] == "x"
+    assert value["b39"] == 40 and value["x"] == "x"
 
 
 async def test_keys_and_names_must_be_storable_text(world: World) -> None:
@@ -359,3 +359,33 @@ async def test_keys_and_names_must_be_storable_text(world: World) -> None:
     await world.start()
     kind, exc = await world.execute(flow)
     assert kind == "raised" and isinstance(exc, ValueError) and "printable" in str(exc)
+
+
+async def test_concurrent_waits_and_values_need_distinct_keys(world: World) -> None:
+    """Numbering concurrent waits by call order would swap them on a replay that schedules the
+    branches differently (a 4-second sleep waking after 1 second): they must carry keys."""
+
+    async def unkeyed(wf: Workflow[Any]) -> Any:
+        async def branch(seconds: float) -> None:
+            await wf.sleep(seconds)
+
+        await asyncio.gather(branch(4), branch(1))
+
+    await world.start()
+    kind, exc = await world.execute(unkeyed)
+    assert kind == "raised" and isinstance(exc, ValueError) and "key=" in str(exc)
+
+    async def keyed(wf: Workflow[Any]) -> Any:
+        async def branch(seconds: float) -> None:
+            await wf.sleep(seconds, key=f"nap-{seconds:g}")
+
+        await asyncio.gather(branch(4), branch(1), wf.now(key="t1"), wf.now(key="t2"))
+        return "rested"
+
+    run_id = await world.start()
+    kind, suspended = await world.execute(keyed)
+    assert kind == "suspended"
+    naps = {s.key: s.wake_at for s in await world.flows.load_steps(run_id) if s.kind == "sleep"}
+    assert (naps["nap-4"] - naps["nap-1"]).total_seconds() == pytest.approx(3, abs=0.5)
+    world.clock.advance(5)
+    assert await world.execute(keyed) == ("returned", "rested")

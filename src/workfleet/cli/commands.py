@@ -188,7 +188,7 @@ async def plugins(args: argparse.Namespace) -> int:
             "pattern": str(p),
             "plugin": spec.plugin,
             "function": spec.qualname,
-            "kind": "async" if spec.is_async else "sync",
+            "kind": "workflow" if spec.workflow else "async" if spec.is_async else "sync",
             "timeout": spec.timeout,
             "max_attempts": spec.max_attempts,
             "payload": spec.payload_model.__name__ if spec.payload_model else None,

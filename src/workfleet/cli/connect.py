@@ -12,19 +12,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from workfleet.checkpoints import WorkflowAdmin
 from workfleet.operations import Operations
 from workfleet.settings import Settings
 
 
 @dataclass(frozen=True, slots=True)
 class Connected:
-    """One command's way in: the operations, the workflows' admin port, and the schema they
-    act on."""
+    """One command's way in: the operations and the schema they act on."""
 
     ops: Operations
     schema: str
-    workflows: WorkflowAdmin
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +60,7 @@ async def connected(settings: Settings) -> AsyncIterator[Connected]:
             schedules=PgSchedules(pool, schema),
             workflows=PgWorkflowStore(pool, schema),
         )
-        yield Connected(ops, schema, PgWorkflowStore(pool, schema))
+        yield Connected(ops, schema)
     finally:
         await pool.close()
 

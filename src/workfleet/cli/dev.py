@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shlex
 import sys
 import warnings
@@ -74,9 +73,7 @@ async def enqueue_demo(
         for run_id in orders:
             # what a warehouse system in any language would do:
             #   INSERT INTO workflow_signal (run_id, name, payload) VALUES (...)
-            await db.workflows.send_signal(
-                run_id, DEMO_SIGNAL, json.dumps(DEMO_SIGNAL_PAYLOAD), f"demo:{run_id}"
-            )
+            await db.ops.signal(run_id, DEMO_SIGNAL, DEMO_SIGNAL_PAYLOAD, f"demo:{run_id}")
             print(f"sent {DEMO_SIGNAL} to {DEMO_SIGNAL_TYPE} run {run_id}", file=sys.stderr)
     return done
 

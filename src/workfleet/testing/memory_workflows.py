@@ -151,7 +151,8 @@ class MemoryWorkflowStore:
                 done = replace(checkpoint, status=StepStatus.SUCCEEDED, attempts=1)
                 self._put(lease.run_id, done, sig.payload, lease.token)
                 waited = round((now - sig.created_at).total_seconds(), 6)
-                data = {"key": checkpoint.key, "signal": name, "signal_id": sig.id}
+                data: dict[str, Any] = {"key": checkpoint.key, "name": name, "kind": "signal"}
+                data |= {"status": "succeeded", "signal": name, "signal_id": sig.id}
                 self._event(lease.run_id, EventType.SIGNALLED, data | {"waited_seconds": waited})
                 return SignalMessage(sig.id, name, copy.deepcopy(sig.payload), sig.created_at)
         return None

@@ -41,17 +41,31 @@ _MAX_SETTLE_TURNS = 10_000
 AF = TypeVar("AF", bound=Callable[..., Awaitable[Any]])
 
 
+# The auto-numbered names (``sleep``, ``gather``, ``charge``...) the current call took a key
+# for: released when the call ends. Each asyncio task (each concurrent branch) has its own.
+_OPEN_NAMES: contextvars.ContextVar[list[tuple[str, str | None]] | None] = contextvars.ContextVar(
+    "workfleet_workflow_open_names", default=None
+)
+
+
 def activity(method: AF) -> AF:
     """Count the call as activity while it runs (not while it is blocked on a wait): the
-    driver suspends the run only when no call of the workflow is active."""
+    driver suspends the run only when no call of the workflow is active. Keys the call took by
+    name (``sleep``, ``sleep#2``) stay taken until it ends, so two concurrent calls of one name
+    without ``key=`` are refused instead of numbered in scheduling order."""
 
     @functools.wraps(method)
     async def active(self: WorkflowBase[Any], *args: Any, **kwargs: Any) -> Any:
         session = self._session
         session.enter()
+        opened: list[tuple[str, str | None]] = []
+        token = _OPEN_NAMES.set(opened)
         try:
             return await method(self, *args, **kwargs)
         finally:
+            _OPEN_NAMES.reset(token)
+            for name, explicit in opened:
+                session.history.leave_auto(name, explicit)
             session.leave()
 
     return cast("AF", active)
@@ -80,6 +94,17 @@ class WorkflowBase(Run[P]):
         if s.closed or self.cancelled.is_set():
             raise asyncio.CancelledError("the workflow's execution is stopping")
 
+    def _key(self, name: str, explicit: str | None) -> str:
+        """The key of this call: ``explicit``, or ``name`` numbered by call order (``name#2``).
+        A numbered name stays taken until the call ends (see :func:`activity`)."""
+        history = self._session.history
+        key = history.key_for(name, explicit)
+        history.enter_auto(name, explicit)
+        opened = _OPEN_NAMES.get()
+        if opened is not None:
+            opened.append((name, explicit))
+        return key
+
     def _reach(self, key: str, kind: StepKind, name: str) -> StepRecord | None:
         try:
             return self._session.history.reach(key, kind, name)
@@ -107,8 +132,9 @@ class WorkflowBase(Run[P]):
         left = [f"{r.kind} {r.key!r}" for r in history.unreached()[:5]]
         exc = NonDeterminismError(
             f"this execution starts new step {key!r} but the run's history has "
-            f"{', '.join(left)} not reached (a step renamed or removed while runs were in "
-            "flight: keep its key with key=..., or bump the type's version)"
+            f"{', '.join(left)} not reached (a step renamed, removed or added while runs were "
+            "in flight: keep the old step's name, bump the type's version, or branch with "
+            "wf.patched())"
         )
         self._session.fatal = exc
         raise exc

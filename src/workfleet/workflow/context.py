@@ -43,25 +43,25 @@ class Workflow(StepsMixin[P], WaitsMixin[P]):
     # --- deterministic values -------------------------------------------------------------
 
     @activity
-    async def now(self) -> datetime:
-        """The current time, recorded once: a replay gets the same value."""
-        text = await self._value("now", lambda: self._session.db_now().isoformat())
+    async def now(self, *, key: str | None = None) -> datetime:
+        """The current time, recorded once: a replay gets the same value. Concurrent calls
+        need distinct ``key=`` values, as steps do."""
+        text = await self._value("now", key, lambda: self._session.db_now().isoformat())
         return datetime.fromisoformat(text)
 
     @activity
-    async def uuid7(self) -> uuid.UUID:
+    async def uuid7(self, *, key: str | None = None) -> uuid.UUID:
         """A time-ordered UUID (version 7), recorded once."""
-        return uuid.UUID(await self._value("uuid7", lambda: str(uuid7_value())))
+        return uuid.UUID(await self._value("uuid7", key, lambda: str(uuid7_value())))
 
     @activity
-    async def random(self) -> float:
+    async def random(self, *, key: str | None = None) -> float:
         """A random float in [0, 1), recorded once."""
-        return float(await self._value("random", _random.random))
+        return float(await self._value("random", key, _random.random))
 
-    async def _value(self, name: str, make: Callable[[], Any]) -> Any:
-        s = self._session
+    async def _value(self, name: str, explicit: str | None, make: Callable[[], Any]) -> Any:
         self._guard()
-        key = s.history.key_for(name, None)
+        key = self._key(name, explicit)
         record = self._reach(key, StepKind.VALUE, name)
         if record is not None:
             return record.output

@@ -153,5 +153,6 @@ def chain(
         return value
 
     run.__name__ = "chain_" + "_".join(getattr(f, "__name__", "step") for f in fns)
+    run.__qualname__ = run.__name__
     run.__doc__ = " -> ".join(getattr(f, "__name__", "step") for f in fns)
     return run

@@ -101,7 +101,7 @@ class StepsMixin(WorkflowBase[P]):
     ) -> Any:
         s = self._session
         self._guard()
-        key = s.history.key_for(name, explicit)
+        key = self._key(name, explicit)
         record = self._reach(key, StepKind.STEP, name)
         if record is not None and record.status is StepStatus.SUCCEEDED:
             return decode(record.output, returns)
@@ -131,32 +131,28 @@ class StepsMixin(WorkflowBase[P]):
     ) -> Any:
         """Try the step until it succeeds or fails for good (see :meth:`step`)."""
         s = self._session
-        s.history.enter_auto(name, explicit)
-        try:
-            while True:
-                self._guard()
-                tries += 1
-                started = time.monotonic()
-                try:
-                    if transact is not None:
-                        text = await self._transact(key, name, tries, transact, started)
-                    else:
-                        text = self._encode(await attempt_fn())  # type: ignore[misc]
-                        seconds = round(time.monotonic() - started, 6)
-                        data = {"attempts": tries, "seconds": seconds}
-                        await self._write(key, name, StepStatus.SUCCEEDED, text, tries, None, data)
-                    return decode(json.loads(text), returns)
-                except (asyncio.CancelledError, LeaseLostError, NonDeterminismError):
-                    raise
-                except Exception as exc:  # noqa: BLE001 - a step's failure is data: retry or record it
-                    error = short_error(exc)
-                    retry_at = await self._failed_try(key, name, exc, tries, policy)
-                if retry_at is None:
-                    return give_up(key, error, required, default)
-                if retry_at > s.db_now():
-                    await s.block(Wait("retry", key, wake_at=retry_at))
-        finally:
-            s.history.leave_auto(name, explicit)
+        while True:
+            self._guard()
+            tries += 1
+            started = time.monotonic()
+            try:
+                if transact is not None:
+                    text = await self._transact(key, name, tries, transact, started)
+                else:
+                    text = self._encode(await attempt_fn())  # type: ignore[misc]
+                    seconds = round(time.monotonic() - started, 6)
+                    data = {"attempts": tries, "seconds": seconds}
+                    await self._write(key, name, StepStatus.SUCCEEDED, text, tries, None, data)
+                return decode(json.loads(text), returns)
+            except (asyncio.CancelledError, LeaseLostError, NonDeterminismError):
+                raise
+            except Exception as exc:  # noqa: BLE001 - a step's failure is data: retry or record it
+                error = short_error(exc)
+                retry_at = await self._failed_try(key, name, exc, tries, policy)
+            if retry_at is None:
+                return give_up(key, error, required, default)
+            if retry_at > s.db_now():
+                await s.block(Wait("retry", key, wake_at=retry_at))
 
     async def _failed_try(
         self, key: str, name: str, exc: Exception, tries: int, policy: RetryPolicy

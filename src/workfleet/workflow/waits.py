@@ -53,7 +53,7 @@ class WaitsMixin(WorkflowBase[P]):
     async def _sleep(self, explicit: str | None, until: Callable[[datetime], datetime]) -> None:
         s = self._session
         self._guard()
-        key = s.history.key_for("sleep", explicit)
+        key = self._key("sleep", explicit)
         record = self._reach(key, StepKind.SLEEP, "sleep")
         if record is not None and record.status is StepStatus.SUCCEEDED:
             return
@@ -89,7 +89,7 @@ class WaitsMixin(WorkflowBase[P]):
         ``timeout`` raises :class:`SignalTimeout`."""
         s = self._session
         self._guard()
-        key = s.history.key_for(f"signal:{name}", key)
+        key = self._key(f"signal:{name}", key)
         record = self._reach(key, StepKind.SIGNAL, name)
         if record is not None and record.status is StepStatus.SUCCEEDED:
             return decode(record.output, model)
@@ -167,7 +167,7 @@ class WaitsMixin(WorkflowBase[P]):
     ) -> list[ChildHandle]:
         s = self._session
         self._guard()
-        key = s.history.key_for(name, explicit)
+        key = self._key(name, explicit)
         record = self._reach(key, StepKind.CHILDREN, name)
         if record is not None and record.status is StepStatus.SUCCEEDED:
             return [ChildHandle.from_json(item) for item in record.output]
@@ -192,7 +192,7 @@ class WaitsMixin(WorkflowBase[P]):
         s = self._session
         flat = flatten(handles)
         self._guard()
-        key = s.history.key_for("gather", key)
+        key = self._key("gather", key)
         record = self._reach(key, StepKind.GATHER, "gather")
         if record is not None and record.status is StepStatus.SUCCEEDED:
             return [ChildResult.from_json(item) for item in record.output]

@@ -73,7 +73,8 @@ WITH lease AS (
 ), event AS (
     INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
     SELECT %(run_id)s, 'signalled', jsonb_build_object(
-        'key', %(key)s::text, 'signal', %(name)s::text, 'signal_id', sig.id,
+        'key', %(key)s::text, 'name', %(name)s::text, 'kind', 'signal', 'status', 'succeeded',
+        'signal', %(name)s::text, 'signal_id', sig.id,
         'waited_seconds', round(extract(epoch FROM now() - sig.created_at)::numeric, 6))
     FROM sig
 )
