@@ -262,7 +262,7 @@ def overview() -> Dashboard:
                 "Checkpoints written per second: steps succeeded, failed for good, or failed a "
                 "try that will be retried.",
                 (
-                    f'sum by (outcome) (rate(workfleet_workflow_steps_total{{type=~"$type"}}'
+                    'sum by (outcome) (rate(workfleet_workflow_steps_total{type=~"$type"}'
                     "[$__rate_interval]))",
                     "{{outcome}}",
                 ),
@@ -291,7 +291,7 @@ def overview() -> Dashboard:
                 "short",
                 "Executions that gave their slot back to wait, by kind; children per fan-in.",
                 (
-                    f'sum by (kind) (rate(workfleet_workflow_suspensions_total{{type=~"$type"}}'
+                    'sum by (kind) (rate(workfleet_workflow_suspensions_total{type=~"$type"}'
                     "[$__rate_interval]))",
                     "suspended {{kind}}/s",
                 ),
