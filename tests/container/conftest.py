@@ -85,7 +85,7 @@ def chart_security_flags() -> list[str]:
         flags += ["--cap-drop", cap]
     # the chart's emptyDir at /tmp (HOME=/tmp), with its size limit
     size = str(values["tmpSizeLimit"]).removesuffix("i").lower()
-    flags += ["--tmpfs", f"/tmp:rw,size={size}"]
+    flags += ["--tmpfs", f"/tmp:rw,size={size}"]  # noqa: S108 - a private tmpfs, not a host path
     return flags
 
 
@@ -104,7 +104,9 @@ def database(pg_server_dsn: str) -> Iterator[Database]:
     params = psycopg.conninfo.conninfo_to_dict(pg_server_dsn)
     host = str(params.get("host") or "")
     if not host or host.startswith("/"):
-        pytest.fail("the container suite needs PostgreSQL over TCP: set WORKFLEET_TEST_DATABASE_URL")
+        pytest.fail(
+            "the container suite needs PostgreSQL over TCP: set WORKFLEET_TEST_DATABASE_URL"
+        )
     name = f"workfleet_image_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(pg_server_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))

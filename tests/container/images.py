@@ -1,4 +1,4 @@
-"""Build the workfleet images and report their size and layers (``make image``, ``make image-test``).
+"""Build the workfleet images and report their sizes and layers (make image, make image-test).
 
 Contract:
 
@@ -165,14 +165,15 @@ def build_standin(engine: Engine, *, force: bool = False) -> None:
         )
         # as the official slim image: no apt lists or package cache (about 95 MB here)
         for junk in ("var/lib/apt/lists", "var/cache/apt"):
-            for entry in (rootfs / junk).glob("*"):
-                if entry.is_file():
+            for entry in (rootfs / junk).rglob("*"):
+                if entry.is_file() and not entry.is_symlink():
                     entry.unlink()
         tar = subprocess.Popen(["tar", "-C", str(rootfs), "-c", "."], stdout=subprocess.PIPE)
         subprocess.run(
             [
                 *engine.argv,
                 "import",
+                "--quiet",
                 "--change",
                 "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin",
                 "--change",
@@ -190,7 +191,9 @@ def build_standin(engine: Engine, *, force: bool = False) -> None:
         if tar.wait() != 0:
             raise SystemExit("tar of the stand-in root filesystem failed")
     took = time.monotonic() - started
-    print(f"stand-in base {STANDIN} built in {took:.0f} s, {engine.image_size(STANDIN) / 1e6:.0f} MB")
+    print(
+        f"stand-in base {STANDIN} built in {took:.0f} s, {engine.image_size(STANDIN) / 1e6:.0f} MB"
+    )
 
 
 def _build_flags(engine: Engine) -> list[str]:

@@ -85,7 +85,9 @@ def test_no_dead_layers(engine: Engine, images: Images) -> None:
         added = sum(size for size, _ in layers)
         growth = _fs_bytes(engine, image) - _fs_bytes(engine, below)
         assert 0 <= added - growth <= 0.05 * growth + 1_000_000, (image, added, growth, layers)
-        FIGURES[f"size {image}"] = f"{engine.image_size(image) / 1e6:.1f} MB (+{added / 1e6:.1f} MB)"
+        FIGURES[f"size {image}"] = (
+            f"{engine.image_size(image) / 1e6:.1f} MB (+{added / 1e6:.1f} MB)"
+        )
         below = image
     kind = "debootstrap stand-in" if base == STANDIN else "base"
     FIGURES[f"size {base} ({kind})"] = f"{engine.image_size(base) / 1e6:.1f} MB"

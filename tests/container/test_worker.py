@@ -26,10 +26,18 @@ from tests.container.images import Engine, version
 
 DRAIN_TIMEOUT = 4.0
 # stays in flight past any drain: released by the stop, never finished
-LONG_VIDEO = {"video_id": "long", "operations": ["transcode"], "seconds_per_operation": 600}
+LONG_VIDEO: dict[str, object] = {
+    "video_id": "long",
+    "operations": ["transcode"],
+    "seconds_per_operation": 600,
+}
 # finishes within the drain timeout
-SHORT_VIDEO = {"video_id": "short", "operations": ["transcode"], "seconds_per_operation": 1.5}
-QUICK_RUNS = [
+SHORT_VIDEO: dict[str, object] = {
+    "video_id": "short",
+    "operations": ["transcode"],
+    "seconds_per_operation": 1.5,
+}
+QUICK_RUNS: list[tuple[str, dict[str, object]]] = [
     ("content.thumbnail.v1", {"content_id": "c-1", "width": 64, "height": 64}),
     ("billing.invoice.v1", {"invoice_id": "INV-1", "amount": 150.0, "customer_id": "CUST-1"}),
     ("notify.email.v1", {"to": "ops@example.com", "subject": "hello"}),
@@ -78,7 +86,7 @@ def _cli(
 
 def _get(port: int, path: str) -> tuple[int, str]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:  # noqa: S310 - our own probe server
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as resp:
             return resp.status, resp.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
