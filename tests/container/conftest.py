@@ -98,6 +98,11 @@ class Database:
     password: str  # what the containers get through a secret only
     schema: str
 
+    @property
+    def url_with_password(self) -> str:
+        user, rest = self.url.removeprefix("postgresql://").split("@", 1)
+        return f"postgresql://{user}:{self.password}@{rest}"
+
 
 @pytest.fixture(scope="session")
 def database(pg_server_dsn: str) -> Iterator[Database]:

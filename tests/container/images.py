@@ -97,7 +97,7 @@ class Engine:
 
 def _created_by(row: dict[str, object]) -> str:
     text = str(row.get("createdBy") or row.get("CreatedBy") or row.get("created_by") or "")
-    return text.removeprefix("/bin/sh -c ").removeprefix("#(nop) ").strip()
+    return " ".join(text.removeprefix("/bin/sh -c ").removeprefix("#(nop) ").split())
 
 
 def docker_answers() -> bool:

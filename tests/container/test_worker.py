@@ -244,6 +244,28 @@ def test_no_secret_in_inspect_or_logs(engine: Engine, worker: Worker, database: 
     assert logs.stdout + logs.stderr, "the worker logs something to check"
 
 
+def test_cli_redacts_a_password_given_in_the_url(
+    engine: Engine, images: Images, database: Database, migrated: None
+) -> None:
+    """Where a URL carries the password after all, the container's output never shows it."""
+    for args in (["check", "--log-level", "DEBUG"], ["status"]):
+        done = engine.run(
+            "run",
+            "--rm",
+            "--network",
+            "host",
+            *chart_security_flags(),
+            "--env",
+            f"WORKFLEET_DATABASE_URL={database.url_with_password}",
+            images.examples,
+            *args,
+            check=False,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert done.stdout + done.stderr
+        assert database.password not in done.stdout + done.stderr
+
+
 def test_stop_with_runs_in_flight_drains_and_releases(
     engine: Engine, worker: Worker, database: Database
 ) -> None:
