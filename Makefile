@@ -3,13 +3,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+LOCK   := requirements.lock
 
-.PHONY: run test chaos lint bench format clean
+.PHONY: run test chaos lint bench format clean lock image image-test
 
-$(STAMP): pyproject.toml plugins/workfleet-examples/pyproject.toml
+# The runtime dependencies are pinned by $(LOCK) (as in the image); dev tools float.
+$(STAMP): pyproject.toml plugins/workfleet-examples/pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]' -e plugins/workfleet-examples
+	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]' -e plugins/workfleet-examples
 	touch $(STAMP)
 
 ## run: a worker with the example plugins on an embedded Postgres (or $$DATABASE_URL)
@@ -31,6 +33,26 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+## lock: re-resolve the runtime dependencies (plus pgserver for make run) into requirements.lock
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet '.[embedded]'
+	{ echo "# Runtime dependencies of workfleet (and pgserver, for make run), pinned."; \
+	  echo "# Used as a constraints file by the Dockerfile and the dev venv. Refresh: make lock"; \
+	  .lock-venv/bin/pip freeze --exclude workfleet; } > $(LOCK)
+	rm -rf .lock-venv
+
+## image: build workfleet:VERSION and workfleet-examples:VERSION (docker if an engine answers, else podman)
+image: $(STAMP)
+	$(BIN)/python -m tests.container.images build
+
+## image-test: build the images with podman and run the container suite (tests/container)
+image-test: $(STAMP)
+	$(BIN)/python -m tests.container.images build --engine podman
+	WORKFLEET_CONTAINER_TESTS=1 $(BIN)/pytest -m container tests/container
+
 ## bench: the benchmark suite W1-W9 beside pgqueuer and the raw-SQL ceiling (prints a table)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
@@ -40,4 +62,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) .pytest-pg .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .pytest-pg .mypy_cache .ruff_cache .pytest_cache .lock-venv
