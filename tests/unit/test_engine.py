@@ -369,3 +369,24 @@ async def test_the_default_timeout_and_backoff_come_from_the_settings() -> None:
     finally:
         await engine.stop(0.5)
         await asyncio.wait_for(task, 5)
+
+
+def test_workers_serving_workflows_get_connections_for_their_checkpoints() -> None:
+    from workfleet.discovery import ExecutorRegistry
+    from workfleet.plugin import Plugin
+    from workfleet.runtime.loops import default_pool_size, loop_specs
+    from workfleet.settings import load_settings
+
+    plain, flows = Plugin("plain"), Plugin("flows")
+
+    @plain.executor("p.one.v1")
+    async def one(run: object) -> None: ...
+
+    @flows.workflow("f.one.v1")
+    async def flow(wf: object) -> None: ...
+
+    settings = load_settings(database_url="postgresql://x@h/db", concurrency=50).runtime
+    only_runs = ExecutorRegistry.from_plugins([plain])
+    with_flows = ExecutorRegistry.from_plugins([plain, flows])
+    assert default_pool_size(loop_specs(settings, only_runs), only_runs) == 5
+    assert default_pool_size(loop_specs(settings, with_flows), with_flows) == 5 + 16

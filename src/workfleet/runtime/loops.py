@@ -57,3 +57,19 @@ def loop_specs(settings: RuntimeSettings, registry: ExecutorRegistry) -> list[Lo
             LoopSpec.build(spec.pattern, spec.concurrency or settings.concurrency, registry)
         )
     return loops
+
+
+# Connections a worker serving workflows adds for their checkpoint writes, at most.
+WORKFLOW_CONNECTIONS = 16
+
+
+def default_pool_size(loops: list[LoopSpec], registry: ExecutorRegistry) -> int:
+    """The pool size when ``WORKFLEET_POOL_MAX_SIZE`` is not set: a connection per lease loop
+    and one for the outcome writer, two for everything else, and — when a plugin registers a
+    durable workflow, whose executions write checkpoints as they go — one per concurrent slot,
+    up to :data:`WORKFLOW_CONNECTIONS` more (a 10-step workflow benchmark: 130 workflows/s on
+    five connections, 178 on twenty-five)."""
+    size = len(loops) + 4
+    if any(spec.workflow for spec in registry.executors.values()):
+        size += min(sum(lp.concurrency for lp in loops), WORKFLOW_CONNECTIONS)
+    return size

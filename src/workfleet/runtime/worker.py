@@ -37,7 +37,7 @@ from workfleet.observability.logging import get_logger
 from workfleet.observability.metrics import Metrics, PoolCollector
 from workfleet.observability.observers import FanOut, NullObserver
 from workfleet.runtime.engine import Engine
-from workfleet.runtime.loops import loop_specs
+from workfleet.runtime.loops import default_pool_size, loop_specs
 from workfleet.runtime.maintenance import maintenance_loop, pending_loop, ticker_loop
 from workfleet.settings import Settings
 from workfleet.store import MaintenanceStore, Observer, ScheduleStore
@@ -115,7 +115,7 @@ class Worker:
         pool = await open_pool(
             self.resolved.conninfo,
             min_size=s.pool_min_size,
-            max_size=s.pool_max_size or len(self.loops) + 4,
+            max_size=s.pool_max_size or default_pool_size(self.loops, self.discovery.registry),
             connect_timeout=s.connect_timeout,
         )
         tasks: list[asyncio.Task[Any]] = []
