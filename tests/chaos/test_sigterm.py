@@ -115,3 +115,21 @@ async def test_second_sigterm_forces_a_fast_exit(pg_dsn: str, schema: str, tmp_p
     state = await db.rows(pg_dsn, schema, "SELECT status, attempt FROM workflow_run")
     assert state == [("pending", 0)] * 5, "cut-short runs go back to pending, attempt kept"
     print(f"\nCHAOS second sigterm: exit 0 after {stop_seconds:.2f}s, 5 runs released")
+
+
+async def test_a_sigterm_while_the_worker_starts_is_a_graceful_stop(
+    pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    """A SIGTERM while plugins load (here: a slow start) is held and acted on once the
+    worker's handlers are in place: exit 0, as for any graceful stop, not death by signal."""
+    env = worker_env(pg_dsn, schema, "early-stop", CHAOS_START_DELAY_SECONDS="3")
+    proc = WorkerProcess(env, tmp_path)
+    try:
+        await asyncio.sleep(1.5)  # started and holding, still "loading"
+        assert proc.alive
+        proc.signal(signal.SIGTERM)
+        code = await asyncio.to_thread(proc.wait, 30)
+        assert code == 0, proc.output[-2000:]
+        assert "exit=0" in proc.output
+    finally:
+        proc.close()

@@ -43,9 +43,15 @@ def install_clock_skew(seconds: float) -> None:
 
 
 def main() -> int:
+    # as `workfleet worker` does first: a SIGTERM while starting is a graceful stop
+    from workfleet.runtime.signals import hold_stop_signals
+
+    hold_stop_signals()
     skew = float(os.environ.get("CHAOS_CLOCK_SKEW_SECONDS", "0") or 0)
     if skew:
         install_clock_skew(skew)
+    # stands for slow imports (big plugins): the window a SIGTERM may fall into
+    time.sleep(float(os.environ.get("CHAOS_START_DELAY_SECONDS", "0") or 0))
 
     from tests.chaos.plugin import plugin
     from tests.integration.worker_harness import discovery_of

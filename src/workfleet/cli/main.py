@@ -166,6 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Handler = args.handler
+    if args.command in ("worker", "dev"):
+        # a SIGTERM while plugins load is a graceful stop too, not a death by signal
+        from workfleet.runtime.signals import hold_stop_signals
+
+        hold_stop_signals()
     try:
         code = run_async(handler(args))
         if args.command in ("worker", "dev"):

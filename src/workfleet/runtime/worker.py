@@ -39,6 +39,7 @@ from workfleet.observability.observers import FanOut, NullObserver
 from workfleet.runtime.engine import Engine
 from workfleet.runtime.loops import default_pool_size, loop_specs
 from workfleet.runtime.maintenance import maintenance_loop, pending_loop, ticker_loop
+from workfleet.runtime.signals import held_stop_signals
 from workfleet.settings import Settings
 from workfleet.store import MaintenanceStore, Observer, ScheduleStore
 
@@ -107,6 +108,9 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_signal, sig.name)
+        # a stop requested while the process started (see workfleet.runtime.signals)
+        for name in held_stop_signals():
+            self._on_signal(name)
 
     # --- running ---------------------------------------------------------------------------------
 
