@@ -46,7 +46,21 @@ WHERE r.status = 'pending'
   );
 
 -- Audit events of workflows: a finished step, a suspension, a received signal, a resume.
-ALTER TABLE workflow_event DROP CONSTRAINT IF EXISTS workflow_event_event_type_check;
+-- Every CHECK on event_type goes, whatever it was named (an adopted database may have named
+-- simple-workflow's inline CHECK differently), and the widened list takes its place.
+DO $$
+DECLARE
+    c record;
+BEGIN
+    FOR c IN
+        SELECT con.conname FROM pg_constraint con
+        WHERE con.conrelid = 'workflow_event'::regclass AND con.contype = 'c'
+          AND pg_get_constraintdef(con.oid) LIKE '%event_type%'
+    LOOP
+        EXECUTE format('ALTER TABLE workflow_event DROP CONSTRAINT %I', c.conname);
+    END LOOP;
+END
+$$;
 ALTER TABLE workflow_event ADD CONSTRAINT workflow_event_event_type_check CHECK (event_type IN (
     'created', 'leased', 'started', 'heartbeat', 'succeeded', 'failed', 'retried', 'cancelled',
     'step', 'suspended', 'signalled', 'resumed'

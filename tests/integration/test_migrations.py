@@ -114,6 +114,34 @@ async def test_adopting_simple_workflow_equals_fresh_install(pg_dsn: str) -> Non
         assert await schema_version(conn, adopted) == latest_version()
 
 
+async def test_an_event_check_under_another_name_is_widened(pg_dsn: str) -> None:
+    """An adopted database whose event CHECK has another name still records workflow events."""
+    adopted = f"wf_named_{uuid.uuid4().hex[:8]}"
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
+        await conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(adopted)))
+    await _sql(pg_dsn, adopted, FIXTURE.read_text())
+    await _sql(
+        pg_dsn,
+        adopted,
+        "ALTER TABLE workflow_event RENAME CONSTRAINT workflow_event_event_type_check "
+        "TO legacy_event_kinds",
+    )
+    await migrate(pg_dsn, adopted)
+    checks = await _sql(
+        pg_dsn,
+        adopted,
+        "SELECT conname FROM pg_constraint WHERE conrelid = 'workflow_event'::regclass "
+        "AND contype = 'c'",
+    )
+    assert checks == [("workflow_event_event_type_check",)]
+    await _sql(
+        pg_dsn,
+        adopted,
+        "INSERT INTO workflow_event (workflow_id, event_type) "
+        "VALUES ('11111111-1111-1111-1111-111111111111', 'step')",
+    )
+
+
 OLD_0001 = FIXTURE.parent / "workfleet_0001_before_0004.sql"
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
