@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from workfleet.dsn import redact
 from workfleet.models import (
     MAX_DELAY_SECONDS,
     ClaimedRun,
@@ -36,7 +37,10 @@ from workfleet.plugin import ExecutorSpec, StopReason
 from workfleet.retry import DEFAULT_BACKOFF, Backoff
 
 MAX_ERROR_CHARS = 500
+MAX_MESSAGE_CHARS = 2000
 MAX_TRACEBACK_CHARS = 8000
+# the frames nearest the raise say what went wrong; the outer ones are the runtime's own
+MAX_TRACEBACK_FRAMES = 20
 
 # A JSON "\u0000" escape that is not itself an escaped backslash followed by "u0000"
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -74,16 +78,33 @@ def printable(text: str) -> str:
 
 def short_error(exc: BaseException) -> str:
     """A one-line, bounded ``last_error`` for humans: ``Type: message``."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
     label = type(exc).__name__
     line = printable(f"{label}: {text}" if text else label)
     return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def traceback_text(exc: BaseException) -> str:
-    """The exception's traceback, its last ``MAX_TRACEBACK_CHARS`` characters."""
-    text = "".join(traceback.format_exception(exc))
+    """The exception's traceback, secrets-free and bounded: its last ``MAX_TRACEBACK_FRAMES``
+    frames (per exception in a chain), no local variables (never formatted), passwords in any
+    DSN-looking text redacted, and its last ``MAX_TRACEBACK_CHARS`` characters."""
+    text = redact("".join(traceback.format_exception(exc, limit=-MAX_TRACEBACK_FRAMES)))
     return printable(text[-MAX_TRACEBACK_CHARS:])
+
+
+def error_data(exc: BaseException) -> dict[str, Any]:
+    """What an attempt's failed or retried event records about its exception: the type's
+    qualified name, the full message (bounded, passwords redacted) and the traceback (not for
+    ``Fail``/``Retry``, which are decisions, not accidents)."""
+    kind = type(exc)
+    module = "" if kind.__module__ == "builtins" else f"{kind.__module__}."
+    message = printable(redact(str(exc)))
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+    data: dict[str, Any] = {"error_type": f"{module}{kind.__qualname__}", "message": message}
+    if not isinstance(exc, Fail | Retry):
+        data["traceback"] = traceback_text(exc)
+    return data
 
 
 def to_json(value: Any) -> str:
@@ -124,9 +145,15 @@ def failure(
     """An attempt that failed: retry with backoff, or fail when attempts are exhausted."""
     attempt_no = claimed.attempt + 1
     message = printable(error) if error else short_error(exc)
-    data: dict[str, Any] = {"attempt": attempt_no, "error": message}
-    if not isinstance(exc, Fail | Retry):
-        data["traceback"] = traceback_text(exc)
+    data: dict[str, Any] = {
+        "attempt": attempt_no,
+        "error": message,
+        **error_data(exc),
+        # who ran this attempt and since when: the attempts table of `workfleet inspect` has
+        # them even when the leased/started events are not written (WORKFLEET_RUN_EVENTS)
+        "worker_id": policy.worker_id,
+        "started_at": claimed.claimed_at.isoformat(),
+    }
     if terminal or attempt_no >= _max_attempts(claimed, spec):
         kind = Outcome.TIMED_OUT if outcome is Outcome.TIMED_OUT else Outcome.FAILED
         return Decision(kind, Completion.failed(claimed.lease, message, data))
