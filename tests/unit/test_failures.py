@@ -13,7 +13,9 @@ import structlog
 from structlog.testing import capture_logs
 
 from workfleet import Fail, Plugin, Run
+from workfleet.cli.render import render_run, run_json
 from workfleet.discovery import ExecutorRegistry
+from workfleet.history import attempts, shown_data
 from workfleet.models import EventType, NewRun, Outcome, RunStatus
 from workfleet.retry import ConstantBackoff
 from workfleet.runtime.engine import Engine
@@ -41,6 +43,15 @@ def make_plugin() -> Plugin:
             await asyncio.Event().wait()
         except asyncio.CancelledError:
             raise Fail("cancelled") from None  # as the video example does
+
+    @plugin.executor("f.ok.v1")
+    async def ok(run: Run[Any]) -> str:
+        return "fine"
+
+    @plugin.executor("f.waits.v1")
+    async def waits(run: Run[Any]) -> None:
+        await run.cancelled.wait()
+        raise Fail("cancelled")
 
     return plugin
 
@@ -142,3 +153,54 @@ async def test_a_timed_out_executor_leaves_no_unretrieved_exception(rig: Any) ->
     finally:
         loop.set_exception_handler(None)
     assert not [m for m in lost if "never retrieved" in m], lost
+
+
+async def test_inspect_counts_attempts_as_people_do_and_lists_each_one(rig: Any) -> None:
+    engine, store, observer = rig
+    run_id = await submit(engine, store, "f.deep.v1")  # the executor allows 2 of the row's 3
+    await observer.wait_for(lambda: observer.outcomes[Outcome.RETRIED] == 1)
+    await engine.completer.wait_idle()
+    store.clock.advance(200)  # past the backoff
+    engine.notify_inserted("f.deep.v1")
+    await observer.wait_for(lambda: observer.outcomes[Outcome.FAILED] == 1)
+    await engine.completer.wait_idle()
+    record, events = await store.get(run_id), await store.events(run_id)
+    assert (record.status, record.attempt, record.max_attempts) == (RunStatus.FAILED, 2, 3)
+    text = render_run(record, events)
+    assert "attempts         2 of 2\n" in text
+    rows = text.split("attempts:\n", 1)[1].split("\n\n", 1)[0].splitlines()
+    assert rows[0].split() == ["#", "STARTED", "ENDED", "OUTCOME", "WORKER", "ERROR"]
+    assert [r.split()[0] for r in rows[1:]] == ["1", "2"]
+    assert "retried" in rows[1] and "failed" in rows[2]
+    assert all("w-failures" in r and "ValueError: cannot reach" in r for r in rows[1:])
+    assert "last traceback (attempt 2):" in text
+    assert all(len(line) <= 120 for line in text.split("events:")[0].splitlines())
+    document = run_json(record, events)
+    assert (document["attempts_used"], document["max_attempts"]) == (2, 2)
+
+
+async def test_a_run_that_succeeded_first_time_used_one_attempt(rig: Any) -> None:
+    engine, store, observer = rig
+    run_id = await submit(engine, store, "f.ok.v1")
+    await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 1)
+    await engine.completer.wait_idle()
+    record, events = await store.get(run_id), await store.events(run_id)
+    text = render_run(record, events)
+    assert "attempts         1 of 3\n" in text
+    assert "succeeded" in text.split("attempts:\n", 1)[1].splitlines()[1]
+
+
+async def test_a_cancelled_running_run_counts_its_attempt_like_its_other_events(
+    rig: Any,
+) -> None:
+    engine, store, observer = rig
+    run_id = await submit(engine, store, "f.waits.v1")
+    await observer.wait_for(lambda: len(observer.started) == 1)
+    assert await store.cancel(run_id)
+    engine.notify_cancelled(run_id)
+    await observer.wait_for(lambda: observer.outcomes[Outcome.CANCELLED] == 1)
+    events = await store.events(run_id)
+    shown = {str(e.event_type): shown_data(e) for e in events}
+    assert shown["cancelled"]["attempt"] == shown["leased"]["attempt"] == 1
+    [attempt] = attempts(events, RunStatus.CANCELLED)
+    assert attempt.outcome == "cancelled"

@@ -22,6 +22,7 @@ from workfleet.cli.render import (
     render_run,
     render_runs,
     render_status,
+    run_json,
     runs_json,
     table,
 )
@@ -145,7 +146,7 @@ async def inspect(args: argparse.Namespace) -> int:
     if detail is None:
         return fail("failed", f"no run {run_id}")
     if args.json:
-        print_json({"run": detail.run, "events": detail.events})
+        print_json(run_json(detail.run, detail.events))
     else:
         print(render_run(detail.run, detail.events))
     return 0

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from workfleet.history import Attempt, attempt_count, attempts, shown_data
 from workfleet.models import Event, RunRecord
 from workfleet.store import RunPage, ScheduleRecord, StatusSummary
 
@@ -118,12 +119,43 @@ def render_status(summary: StatusSummary, schema: str) -> str:
     return "\n".join(out)
 
 
+def _when(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _clip(text: str | None, width: int) -> str | None:
+    if text is None:
+        return None
+    line = text.splitlines()[0] if text.strip() else text
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def render_attempts(rows: Sequence[Attempt]) -> str:
+    """The attempts table of ``inspect``; errors clipped so a line fits in 120 columns."""
+    return table(
+        ["#", "STARTED", "ENDED", "OUTCOME", "WORKER", "ERROR"],
+        [
+            [
+                a.number,
+                _when(a.started_at),
+                _when(a.ended_at),
+                a.outcome,
+                _clip(a.worker_id, 24),
+                _clip(a.error, 40),
+            ]
+            for a in rows
+        ],
+    )
+
+
 def render_run(record: RunRecord, events: Sequence[Event]) -> str:
+    used = attempt_count(record, events)
+    executions = attempts(events, record.status)
     fields = [
         ("id", record.id),
         ("type", record.type),
         ("status", record.status),
-        ("attempt", f"{record.attempt} of {record.max_attempts}"),
+        ("attempts", f"{used.used} of {used.maximum}"),
         ("priority", record.priority),
         ("run_at", record.run_at.isoformat()),
         ("idempotency_key", record.idempotency_key),
@@ -137,23 +169,39 @@ def render_run(record: RunRecord, events: Sequence[Event]) -> str:
     ]
     width = max(len(k) for k, _ in fields)
     lines = [f"{k.ljust(width)}  {'-' if v is None else v}" for k, v in fields]
+    if executions:
+        lines += ["", "attempts:", *("  " + x for x in render_attempts(executions).splitlines())]
+    last = _last_traceback(events)
+    if last is not None:
+        lines += ["", f"last traceback (attempt {last[0]}):"]
+        lines += ["  " + x for x in last[1].rstrip().splitlines()]
     lines += ["", "events:"]
     for e in events:
-        data = (
-            ""
-            if e.data is None
-            else json.dumps(
-                {k: v for k, v in e.data.items() if k != "traceback"}
-                if isinstance(e.data, dict)
-                else e.data,
-                sort_keys=True,
-            )
-        )
+        data = "" if e.data is None else json.dumps(shown_data(e), sort_keys=True)
         lines.append(
             f"  {e.created_at.isoformat(timespec='milliseconds')}  "
             f"{str(e.event_type).ljust(9)}  {data}"
         )
     return "\n".join(lines)
+
+
+def _last_traceback(events: Sequence[Event]) -> tuple[Any, str] | None:
+    for e in reversed(events):
+        if isinstance(e.data, dict) and isinstance(e.data.get("traceback"), str):
+            return e.data.get("attempt", "?"), e.data["traceback"]
+    return None
+
+
+def run_json(record: RunRecord, events: Sequence[Event]) -> dict[str, Any]:
+    """``inspect --json``: the row, its attempts as people count them, and its events."""
+    used = attempt_count(record, events)
+    return {
+        "run": record,
+        "attempts_used": used.used,
+        "max_attempts": used.maximum,
+        "attempts": attempts(events, record.status),
+        "events": events,
+    }
 
 
 # the run fields `list` shows: never the payload or the result

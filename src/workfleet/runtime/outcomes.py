@@ -145,8 +145,10 @@ def failure(
     """An attempt that failed: retry with backoff, or fail when attempts are exhausted."""
     attempt_no = claimed.attempt + 1
     message = printable(error) if error else short_error(exc)
+    maximum = _max_attempts(claimed, spec)
     data: dict[str, Any] = {
         "attempt": attempt_no,
+        "max_attempts": maximum,  # the executor's may differ from the row's column
         "error": message,
         **error_data(exc),
         # who ran this attempt and since when: the attempts table of `workfleet inspect` has
@@ -154,7 +156,7 @@ def failure(
         "worker_id": policy.worker_id,
         "started_at": claimed.claimed_at.isoformat(),
     }
-    if terminal or attempt_no >= _max_attempts(claimed, spec):
+    if terminal or attempt_no >= maximum:
         kind = Outcome.TIMED_OUT if outcome is Outcome.TIMED_OUT else Outcome.FAILED
         return Decision(kind, Completion.failed(claimed.lease, message, data))
     backoff = (spec.backoff if spec and spec.backoff else None) or policy.backoff
