@@ -11,6 +11,58 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 DEFAULT_SCHEMA = "workflow"
+_URL_SCHEMES = ("postgres://", "postgresql://")
+# libpq's connection keywords (PostgreSQL 16's list, plus those of older releases): a word
+# outside it is a typo that libpq would refuse only at connect time, or, in a string with no
+# "=" at all, a URL or a name that was never a connection string
+_LIBPQ_KEYWORDS = frozenset(
+    {
+        "host",
+        "hostaddr",
+        "port",
+        "dbname",
+        "user",
+        "password",
+        "passfile",
+        "require_auth",
+        "channel_binding",
+        "connect_timeout",
+        "client_encoding",
+        "options",
+        "application_name",
+        "fallback_application_name",
+        "keepalives",
+        "keepalives_idle",
+        "keepalives_interval",
+        "keepalives_count",
+        "tcp_user_timeout",
+        "replication",
+        "gssencmode",
+        "sslmode",
+        "requiressl",
+        "sslcompression",
+        "sslcert",
+        "sslkey",
+        "sslpassword",
+        "sslcertmode",
+        "sslrootcert",
+        "sslcrl",
+        "sslcrldir",
+        "sslsni",
+        "requirepeer",
+        "ssl_min_protocol_version",
+        "ssl_max_protocol_version",
+        "krbsrvname",
+        "gsslib",
+        "gssdelegation",
+        "service",
+        "target_session_attrs",
+        "load_balance_hosts",
+        "sslnegotiation",
+    }
+)
+# key = value, the value bare (no spaces, no quote) or single-quoted with backslash escapes
+_KV_PAIR = re.compile(r"\s*(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|[^\s']+)\s*")
 _SCHEMA_KEYS = ("schema", "search_path")
 _IDENT_MAX = 63
 
@@ -43,8 +95,45 @@ def validate_schema_name(name: str) -> str:
     return name
 
 
+def _keyword_pairs(dsn: str) -> list[tuple[str, str]]:
+    """The ``key=value`` pairs of a libpq keyword string; ``ValueError`` for anything else.
+
+    libpq would take a string it cannot use for its defaults (the local socket, the user's own
+    database) and connect to the wrong server without a word: a mistyped URL scheme, another
+    database's URL or a stray word must be refused here instead.
+    """
+    scheme = re.match(r"([A-Za-z][\w+.-]*)://", dsn)
+    if scheme:
+        hint = ""
+        if scheme.group(1).lower().startswith(("postg", "pg", "psql")):
+            hint = " (did you mean postgresql://?)"
+        raise ValueError(
+            f"the URL scheme {scheme.group(1)!r} is not postgresql:// or postgres://{hint}"
+        )
+    pairs: list[tuple[str, str]] = []
+    position = 0
+    while position < len(dsn):
+        match = _KV_PAIR.match(dsn, position)
+        if match is None or match.end() == position:
+            # the position, not the text: it may be part of a password
+            raise ValueError(
+                "not a postgresql:// URL nor a libpq 'key=value' string "
+                f"(unreadable from character {position + 1})"
+            )
+        key = match.group(1)
+        if key not in _LIBPQ_KEYWORDS and key not in _SCHEMA_KEYS:
+            raise ValueError(f"{key!r} is not a libpq connection keyword")
+        pairs.append((key, match.group(2)))
+        position = match.end()
+    return pairs
+
+
 def resolve_dsn(dsn: str) -> ResolvedDsn:
-    """Split ``dsn`` into a conninfo libpq accepts and the schema it names (or the default)."""
+    """Split ``dsn`` into a conninfo libpq accepts and the schema it names (or the default).
+
+    ``dsn`` is a ``postgresql://`` (or ``postgres://``) URL or a libpq ``key=value`` string
+    (empty: libpq's defaults); anything else raises ``ValueError`` saying what is wrong.
+    """
     dsn = dsn.strip()
     if dsn.startswith(("postgres://", "postgresql://")):
         parts = urlsplit(dsn)
@@ -64,8 +153,7 @@ def resolve_dsn(dsn: str) -> ResolvedDsn:
     else:
         schema = None
         tokens: list[str] = []
-        for match in re.finditer(r"(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S+)", dsn):
-            key, value = match.group(1), match.group(2)
+        for key, value in _keyword_pairs(dsn):
             if key in _SCHEMA_KEYS:
                 raw = value.strip("'")
                 if key == "search_path" or schema is None:
