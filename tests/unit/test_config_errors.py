@@ -9,9 +9,8 @@ from workfleet.cli.main import build_parser, main
 from workfleet.cli.options import settings_from
 from workfleet.dsn import resolve_dsn
 from workfleet.errors import ConfigError
-from workfleet.settings import PrefixSpec, load_settings
+from workfleet.settings import PrefixSpec, load_settings, unknown_variables
 
-unknown_variables = None
 
 PASSWORD = "pw-not-shown-9"
 
