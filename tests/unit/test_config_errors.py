@@ -11,7 +11,6 @@ from workfleet.dsn import resolve_dsn
 from workfleet.errors import ConfigError
 from workfleet.settings import PrefixSpec, load_settings, unknown_variables
 
-
 PASSWORD = "pw-not-shown-9"
 
 
@@ -117,3 +116,24 @@ def test_commands_exit_2_on_a_mistyped_url_instead_of_using_libpq_defaults(
     assert main(command) == 2
     err = capsys.readouterr().err
     assert "DATABASE_URL is invalid" in err and PASSWORD not in err
+
+
+@pytest.mark.parametrize(
+    ("run_type", "payload", "says"),
+    [
+        ("t.v1", '{"s": "nul \\u0000 inside"}', "NUL character"),
+        ("t." + "é" * 127, "{}", "256 bytes long; the limit is 255 bytes"),
+    ],
+)
+def test_enqueue_refuses_bad_input_with_exit_2_before_the_database(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    run_type: str,
+    payload: str,
+    says: str,
+) -> None:
+    # nothing listens on port 1: reaching for the database would be exit 3
+    monkeypatch.setenv("WORKFLEET_DATABASE_URL", "postgresql://nobody@127.0.0.1:1/none")
+    monkeypatch.setattr("workfleet.cli.options.configure_logging", lambda *a: None)
+    assert main(["enqueue", run_type, payload]) == 2
+    assert says in capsys.readouterr().err

@@ -28,8 +28,8 @@ from workfleet.cli.render import (
 )
 from workfleet.discovery import discover
 from workfleet.dsn import redact
-from workfleet.errors import ConfigError
-from workfleet.models import NewRun, RunStatus
+from workfleet.errors import ConfigError, InvalidRequestError
+from workfleet.models import NewRun, RunStatus, check_new_run
 from workfleet.operations import ActionResult, Reason, parse_id
 from workfleet.patterns import TypePattern
 from workfleet.store import RunQuery
@@ -102,6 +102,10 @@ async def enqueue(args: argparse.Namespace) -> int:
         idempotency_key=args.key,
         max_attempts=args.max_attempts,
     )
+    try:  # before connecting: bad input is exit 2 whether or not the database is up
+        check_new_run(run)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
     async with connected(settings) as db:
         result = await db.ops.enqueue(run)
     note = "" if result.created else " (existing run with this idempotency key)"
