@@ -28,7 +28,7 @@ from workfleet.cli.render import (
 )
 from workfleet.discovery import discover
 from workfleet.dsn import redact
-from workfleet.errors import ConfigError, InvalidRequestError
+from workfleet.errors import ConfigError, InvalidRequestError, PermissionDeniedError
 from workfleet.models import NewRun, RunStatus, check_new_run
 from workfleet.operations import ActionResult, Reason, parse_id
 from workfleet.patterns import TypePattern
@@ -146,7 +146,16 @@ async def inspect(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     run_id = parse_id(args.run_id)
     async with connected(settings) as db:
-        detail = await db.ops.inspect(run_id)
+        try:
+            detail = await db.ops.inspect(run_id)
+        except PermissionDeniedError:
+            return fail(
+                "failed",
+                "inspect shows a run's payload and result, and this role may not read them "
+                "(it lacks SELECT on workflow_run.payload and .result, as the reader role of "
+                "docs/security.md does): connect as the worker role or the schema's owner, "
+                "or use `workfleet runs` and `workfleet status`, which read no payloads",
+            )
     if detail is None:
         return fail("failed", f"no run {run_id}")
     if args.json:

@@ -16,6 +16,7 @@ from workfleet.cli.options import EXIT, common, fail, worker_options
 from workfleet.errors import (
     ConfigError,
     InvalidRequestError,
+    PermissionDeniedError,
     PluginError,
     RunNotFoundError,
     SchemaNotReadyError,
@@ -176,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail("plugin", str(exc))
     except SchemaNotReadyError as exc:
         return fail("schema", str(exc))
-    except StoreDataError as exc:  # the database refused a value: it was reached
+    except (StoreDataError, PermissionDeniedError) as exc:  # the database was reached
         return fail("failed", str(exc))
     except StoreError as exc:
         return fail("database", str(exc))
