@@ -9,6 +9,7 @@ their leases released; the process then exits 0. A second signal skips the drain
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -118,6 +119,7 @@ class Worker:
             connect_timeout=s.connect_timeout,
         )
         tasks: list[asyncio.Task[Any]] = []
+        registered: PgMaintenance | None = None
         try:
             async with pool.connection() as conn:
                 await require_schema(conn, self.resolved.schema)
@@ -138,12 +140,10 @@ class Worker:
                 ]
             )
             await maintenance.register_worker(
-                s.worker_id,
-                socket.gethostname(),
-                os.getpid(),
-                __version__,
-                [str(p) for p in self.discovery.registry.patterns],
+                s.worker_id, socket.gethostname(), os.getpid(), __version__, self.served()
             )
+            # a start that fails from here on must not leave this worker listed as live
+            registered = maintenance
             engine = Engine(store, self.discovery.registry, s.runtime, self.observer, self.log)
             self.engine = engine
             for lp in engine.loops:
@@ -153,16 +153,7 @@ class Worker:
             self.health.db_ok = lambda: self._db.ok
             self.health.listener_ok = lambda: self.listener is None or self.listener.connected
             self.health.alive = self._alive
-            if s.http_enabled:
-                self.http = HttpServer(self.registry, self.health, s.http_host, s.http_port)
-                try:
-                    await self.http.start()
-                except OSError as exc:
-                    self.http = None
-                    raise ConfigError(
-                        f"cannot serve /metrics on {s.http_host}:{s.http_port}: {exc.strerror}",
-                        env_var="WORKFLEET_HTTP_PORT",
-                    ) from None
+            await self._serve_http()
             # Everything alive now (modules, plugins, pool, engine) lives as long as the process:
             # keep it out of the cyclic collector's scans. Measured on a no-op drain: the
             # collector's passes over these objects cost about 10 us of CPU per run.
@@ -183,6 +174,7 @@ class Worker:
             side_stop.set()
             if self.listener is not None:
                 self.listener.stop()
+            registered = None
             try:
                 await maintenance.remove_worker(s.worker_id)
             except StoreError as exc:
@@ -190,7 +182,30 @@ class Worker:
             self.log.info("worker stopped")
             return 0
         finally:
+            if registered is not None:
+                with contextlib.suppress(StoreError, TimeoutError):
+                    await asyncio.wait_for(registered.remove_worker(s.worker_id), 5)
             await self._close(pool, tasks)
+
+    async def _serve_http(self) -> None:
+        s = self.settings
+        if not s.http_enabled:
+            return
+        self.http = HttpServer(self.registry, self.health, s.http_host, s.http_port)
+        try:
+            await self.http.start()
+        except OSError as exc:
+            self.http = None
+            raise ConfigError(
+                f"cannot serve /metrics on {s.http_host}:{s.http_port}: {exc.strerror}",
+                env_var="WORKFLEET_HTTP_PORT",
+            ) from None
+
+    def served(self) -> list[str]:
+        """The patterns this worker's lease loops claim (each prefix intersected with the
+        executors), not every executor installed: `workfleet status` tells from them which
+        pending types no live worker serves."""
+        return sorted({str(p) for loop in self.loops for p in loop.patterns})
 
     async def _close(self, pool: AsyncConnectionPool[Any], tasks: list[asyncio.Task[Any]]) -> None:
         for t in tasks:
