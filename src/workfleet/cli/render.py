@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from workfleet.history import Attempt, attempt_count, attempts, shown_data
-from workfleet.models import Event, RunRecord
+from workfleet.models import Event, RunRecord, RunStatus
 from workfleet.store import RunPage, ScheduleRecord, StatusSummary
 
 
@@ -219,22 +220,62 @@ def runs_json(page: RunPage) -> dict[str, Any]:
 
 
 def render_runs(page: RunPage) -> str:
-    if not page.runs:
+    return render_run_rows(page.runs)
+
+
+WIDTH = 120  # what a listing fits in without wrapping
+
+_COLOURS = {
+    "succeeded": "32",  # green
+    "failed": "31",  # red
+    "leased": "36",  # cyan
+    "pending": "33",  # yellow
+    "cancelled": "2",  # dim
+}
+
+
+def use_colour(stream: Any) -> bool:
+    """Colour for a terminal, unless ``NO_COLOR`` is set (https://no-color.org)."""
+    return bool(getattr(stream, "isatty", lambda: False)()) and "NO_COLOR" not in os.environ
+
+
+def paint(text: str, status: str, colour: bool) -> str:
+    code = _COLOURS.get(status)
+    return f"\x1b[{code}m{text}\x1b[0m" if colour and code else text
+
+
+def render_run_rows(runs: Sequence[RunRecord], *, colour: bool = False) -> str:
+    """Runs as a table that fits in :data:`WIDTH` columns (the type and error are clipped),
+    no payloads; the status coloured when ``colour``."""
+    if not runs:
         return "no runs"
-    return table(
-        ["ID", "TYPE", "STATUS", "ATTEMPT", "CREATED", "LAST ERROR"],
+    type_width = min(28, max(4, *(len(r.type) for r in runs)))
+    # ID 36, STATUS 9, TRIES 5, CREATED 16 and the gaps between six columns
+    error_width = max(12, WIDTH - (36 + type_width + 9 + 5 + 16 + 5 * 2))
+    rows = [
         [
-            [
-                r.id,
-                r.type,
-                r.status,
-                f"{r.attempt}/{r.max_attempts}",
-                r.created_at.isoformat(timespec="seconds"),
-                None if r.last_error is None else r.last_error.splitlines()[0][:60],
-            ]
-            for r in page.runs
-        ],
-    )
+            r.id,
+            _clip(r.type, type_width),
+            str(r.status),
+            f"{r.attempt + (1 if r.status in (RunStatus.LEASED, RunStatus.SUCCEEDED) else 0)}"
+            f"/{r.max_attempts}",
+            r.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
+            _clip(r.last_error, error_width),
+        ]
+        for r in runs
+    ]
+    text = table(["ID", "TYPE", "STATUS", "TRIES", "CREATED (UTC)", "LAST ERROR"], rows)
+    if not colour:
+        return text
+    lines = text.splitlines()
+    statuses = [str(r.status) for r in runs]
+    width = max(len("STATUS"), *(len(s) for s in statuses))
+    start = lines[0].index("STATUS")
+    out = [lines[0]]
+    for line, status in zip(lines[1:], statuses, strict=True):
+        cell = line[start : start + width]
+        out.append(line[:start] + paint(cell, status, True) + line[start + width :])
+    return "\n".join(out)
 
 
 def note(problem: str | None, enabled: bool) -> str | None:
