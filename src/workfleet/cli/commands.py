@@ -10,14 +10,17 @@ schema) are turned into exit codes by :func:`workfleet.cli.main.main`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 
 from workfleet.cli.connect import connected, probe
 from workfleet.cli.connect import migrate as apply_migrations
 from workfleet.cli.options import EXIT, fail, settings_from
 from workfleet.cli.render import (
+    CLEAR,
+    filter_status,
     print_json,
     render_run,
     render_runs,
@@ -25,6 +28,7 @@ from workfleet.cli.render import (
     run_json,
     runs_json,
     table,
+    use_colour,
 )
 from workfleet.discovery import discover
 from workfleet.dsn import redact
@@ -133,13 +137,31 @@ async def list_(args: argparse.Namespace) -> int:
 
 async def status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    try:
+        patterns = [TypePattern.parse(t) for t in args.type or ()]
+    except ValueError as exc:
+        raise ConfigError(f"--type: {exc}") from None
+    if args.watch is not None and args.watch <= 0:
+        raise ConfigError("--watch takes a positive number of seconds")
+    colour = use_colour(sys.stdout)
     async with connected(settings) as db:
-        summary = await db.ops.status()
-    if args.json:
-        print_json(summary)
-    else:
-        print(render_status(summary, db.schema))
-    return 0
+        while True:
+            summary = filter_status(await db.ops.status(), patterns)
+            if args.json:
+                print_json(summary)
+            else:
+                text = render_status(summary, db.schema, colour=colour)
+                if args.watch is not None and sys.stdout.isatty():
+                    # like top: redraw in place; the clock says the view is live
+                    now = datetime.now(UTC).strftime("%H:%M:%S")
+                    text = f"{CLEAR}every {args.watch:g}s, {now} UTC (Ctrl-C to stop)\n{text}"
+                print(text, flush=True)
+            if args.watch is None:
+                return 0
+            try:
+                await asyncio.sleep(args.watch)
+            except asyncio.CancelledError:  # Ctrl-C during the pause
+                return 0
 
 
 async def inspect(args: argparse.Namespace) -> int:

@@ -127,6 +127,20 @@ def build_parser() -> argparse.ArgumentParser:
         "workers, other workers, and pending types nobody serves",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--type",
+        action="append",
+        metavar="PATTERN",
+        help="only types this pattern matches, e.g. 'billing.%%'; repeatable",
+    )
+    p.add_argument(
+        "--watch",
+        type=float,
+        nargs="?",
+        const=2.0,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default 2) until Ctrl-C, like top",
+    )
 
     p = add("inspect", commands.inspect, "show one run and its audit trail")
     p.add_argument("run_id")

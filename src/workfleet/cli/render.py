@@ -11,12 +11,13 @@ import dataclasses
 import json
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from workfleet.history import Attempt, attempt_count, attempts, shown_data
 from workfleet.models import Event, RunRecord, RunStatus
+from workfleet.patterns import TypePattern
 from workfleet.store import RunPage, ScheduleRecord, StatusSummary
 
 
@@ -57,7 +58,25 @@ def age(seconds: float | None) -> str:
     return f"{seconds / 86400:.1f}d"
 
 
-def render_status(summary: StatusSummary, schema: str) -> str:
+def filter_status(summary: StatusSummary, patterns: Sequence[TypePattern]) -> StatusSummary:
+    """The summary's rows about types one of ``patterns`` matches (no patterns: all of it)."""
+    if not patterns:
+        return summary
+
+    def keep(run_type: str) -> bool:
+        return any(p.matches(run_type) for p in patterns)
+
+    return dataclasses.replace(
+        summary,
+        counts=[c for c in summary.counts if keep(c.type)],
+        oldest_pending=[o for o in summary.oldest_pending if keep(o.type)],
+        unserved_types=[t for t in summary.unserved_types if keep(t)],
+    )
+
+
+def render_status(summary: StatusSummary, schema: str, *, colour: bool = False) -> str:
+    """The status summary as tables that fit in :data:`WIDTH` columns; with ``colour``, failed
+    counts and unserved types stand out."""
     out = [f"schema {schema}", ""]
     counts: dict[str, dict[str, int]] = {}
     for c in summary.counts:
@@ -65,28 +84,32 @@ def render_status(summary: StatusSummary, schema: str) -> str:
     oldest = {o.type: o.age_seconds for o in summary.oldest_pending}
     statuses = ["pending", "leased", "succeeded", "failed", "cancelled"]
     rows = [
-        [t, *[counts[t].get(s, 0) for s in statuses], age(oldest.get(t))] for t in sorted(counts)
+        [_clip(t, 40), *[counts[t].get(s, 0) for s in statuses], age(oldest.get(t))]
+        for t in sorted(counts)
     ]
-    out.append(
+    text = (
         table(["TYPE", *[s.upper() for s in statuses], "OLDEST PENDING"], rows)
         if rows
         else "no runs"
     )
+    if colour and rows:
+        text = _paint_column(text, "FAILED", "failed", lambda cell: cell.strip() not in ("", "0"))
+    out.append(text)
     out.append("")
     workers = summary.workers
     out.append(f"live workers: {len(workers)}")
     if workers:
         out.append(
             table(
-                ["WORKER", "HOST", "PID", "VERSION", "PATTERNS", "LAST SEEN"],
+                ["WORKER", "HOST", "PID", "VERSION", "PATTERNS", "SEEN (UTC)"],
                 [
                     [
-                        w.worker_id,
-                        w.hostname,
+                        _clip(w.worker_id, 30),
+                        _clip(w.hostname, 20),
                         w.pid,
-                        w.version,
-                        ",".join(w.patterns),
-                        w.last_seen_at.isoformat(timespec="seconds"),
+                        _clip(w.version, 10),
+                        _clip(",".join(w.patterns), 24),
+                        w.last_seen_at.astimezone(UTC).strftime("%H:%M:%S"),
                     ]
                     for w in workers
                 ],
@@ -99,13 +122,13 @@ def render_status(summary: StatusSummary, schema: str) -> str:
         out.append(f"other workers (not workfleet; ran runs in the last {within}): {len(others)}")
         out.append(
             table(
-                ["WORKER", "TYPES", "RUNS", "LAST SEEN"],
+                ["WORKER", "TYPES", "RUNS", "SEEN (UTC)"],
                 [
                     [
-                        o.worker_id,
-                        ",".join(o.types),
+                        _clip(o.worker_id, 40),
+                        _clip(",".join(o.types), 50),
                         o.runs,
-                        o.last_seen_at.isoformat(timespec="seconds"),
+                        o.last_seen_at.astimezone(UTC).strftime("%H:%M:%S"),
                     ]
                     for o in others
                 ],
@@ -113,9 +136,23 @@ def render_status(summary: StatusSummary, schema: str) -> str:
         )
     if summary.unserved_types:
         out.append("")
+        line = f"pending types no live worker can execute (nor ran in the last {within}): "
+        out.append(paint(line + ", ".join(sorted(summary.unserved_types)), "failed", colour))
+    return "\n".join(out)
+
+
+def _paint_column(text: str, header: str, status: str, when: Callable[[str], bool]) -> str:
+    """``text`` (a :func:`table`) with the cells of column ``header`` painted as ``status``
+    where ``when(cell)``."""
+    lines = text.splitlines()
+    start = lines[0].index(header)
+    nxt = lines[0].find(" ", start + len(header))
+    end = len(lines[0]) if nxt < 0 else nxt
+    out = [lines[0]]
+    for line in lines[1:]:
+        cell = line[start:end]
         out.append(
-            f"pending types no live worker can execute (nor ran in the last {within}): "
-            + ", ".join(sorted(summary.unserved_types))
+            line[:start] + paint(cell, status, when(cell)) + line[end:] if when(cell) else line
         )
     return "\n".join(out)
 
@@ -224,6 +261,7 @@ def render_runs(page: RunPage) -> str:
 
 
 WIDTH = 120  # what a listing fits in without wrapping
+CLEAR = "\x1b[H\x1b[2J"  # cursor home, clear the screen
 
 _COLOURS = {
     "succeeded": "32",  # green
