@@ -20,6 +20,7 @@ from workfleet.cli.connect import migrate as apply_migrations
 from workfleet.cli.options import EXIT, fail, settings_from
 from workfleet.cli.render import (
     CLEAR,
+    emit,
     filter_status,
     print_json,
     render_run,
@@ -58,10 +59,12 @@ async def migrate(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     schema = settings.resolved_dsn().schema
     applied = await apply_migrations(settings)
-    for name in applied:
-        print(f"applied {name} to schema {schema}")
-    if not applied:
-        print(f"schema {schema} is up to date")
+    lines = [f"applied {name} to schema {schema}" for name in applied]
+    emit(
+        args.json,
+        {"schema": schema, "applied": applied},
+        "\n".join(lines) or f"schema {schema} is up to date",
+    )
     return 0
 
 
@@ -113,7 +116,7 @@ async def enqueue(args: argparse.Namespace) -> int:
     async with connected(settings) as db:
         result = await db.ops.enqueue(run)
     note = "" if result.created else " (existing run with this idempotency key)"
-    print(f"{result.id}{note}")
+    emit(args.json, {"id": result.id, "created": result.created}, f"{result.id}{note}")
     return 0
 
 
@@ -194,7 +197,7 @@ async def cancel(args: argparse.Namespace) -> int:
         result = await db.ops.cancel(run_id)
     if not result.done:
         return refused(result)
-    print(f"cancelled {run_id}")
+    emit(args.json, result, f"cancelled {run_id}")
     return 0
 
 
@@ -205,7 +208,7 @@ async def redrive(args: argparse.Namespace) -> int:
         result = await db.ops.redrive(run_id)
     if not result.done:
         return refused(result)
-    print(f"redriven {run_id}: pending with fresh attempts")
+    emit(args.json, result, f"redriven {run_id}: pending with fresh attempts")
     return 0
 
 
@@ -249,16 +252,24 @@ async def plugins(args: argparse.Namespace) -> int:
 
 async def check(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    print(
-        f"config:     ok (database {redact(settings.database_url.get_secret_value())})"
-        if settings.database_url
-        else "config: ok"
-    )
+    url = redact(settings.database_url.get_secret_value()) if settings.database_url else None
+    if not args.json:
+        print(f"config:     ok (database {url})" if url else "config: ok")
     found = await probe(settings)
-    print(f"database:   ok ({found.server})")
-    state = "ok" if found.version == found.latest else "needs `workfleet migrate`"
-    print(
+    current = found.version == found.latest
+    state = "ok" if current else "needs `workfleet migrate`"
+    emit(
+        args.json,
+        {
+            "database": url,
+            "server": found.server,
+            "schema": found.schema,
+            "version": found.version,
+            "latest": found.latest,
+            "ok": current,
+        },
+        f"database:   ok ({found.server})\n"
         f"schema:     {found.schema} at version {found.version or 'none'} of {found.latest} "
-        f"({state})"
+        f"({state})",
     )
-    return 0 if found.version == found.latest else EXIT["schema"]
+    return 0 if current else EXIT["schema"]

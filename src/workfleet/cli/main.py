@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from workfleet import __version__
-from workfleet.cli import commands, dev, runs, schedules
+from workfleet.cli import commands, completion, dev, runs, schedules
 from workfleet.cli.options import EXIT, common, fail, worker_options
 from workfleet.errors import (
     ConfigError,
@@ -61,6 +61,10 @@ def run_async(coro: Coroutine[Any, Any, int], *, exit_grace: float = 1.0) -> int
             loop.close()
 
 
+def _json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workfleet",
@@ -78,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    add("migrate", commands.migrate, "create or upgrade the schema (safe to run concurrently)")
+    _json(
+        add("migrate", commands.migrate, "create or upgrade the schema (safe to run concurrently)")
+    )
     worker_options(add("worker", commands.worker, "run a worker until SIGTERM"))
     p = add(
         "dev",
@@ -102,6 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", type=float, help="seconds from now before it may run")
     p.add_argument("--run-at", help="ISO-8601 time before which it does not run")
     p.add_argument("--max-attempts", type=int, help="attempts before it fails (default 3)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = add("list", commands.list_, "runs, newest first, a page at a time (no payloads)")
     p.add_argument(
@@ -148,15 +155,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("cancel", commands.cancel, "cancel a pending or running run")
     p.add_argument("run_id")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = add("redrive", commands.redrive, "run a failed run again with fresh attempts")
     p.add_argument("run_id")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = add("plugins", commands.plugins, "list discovered executors and plugin load errors")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    add("check", commands.check, "check configuration, connectivity and schema version")
+    _json(add("check", commands.check, "check configuration, connectivity and schema version"))
 
     schedules.add_parser(sub)
     runs.add_parser(sub)
+    p = sub.add_parser(
+        "completion",
+        help='print a shell completion script: eval "$(workfleet completion bash)"',
+        description=completion.__doc__.split("\n\n")[0] if completion.__doc__ else None,
+    )
+    p.add_argument("shell", choices=["bash", "zsh"])
+    p.set_defaults(handler=None)
     return parser
 
 
@@ -180,6 +196,9 @@ def _exit_past_stuck_threads(code: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "completion":
+        print(completion.script(parser, args.shell), end="")
+        return 0
     handler: Handler = args.handler
     try:
         code = run_async(handler(args))

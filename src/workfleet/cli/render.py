@@ -36,6 +36,14 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, default=json_default, indent=2, sort_keys=True))
 
 
+def emit(as_json: bool, document: Any, text: str) -> None:
+    """Print ``document`` as JSON (``--json``) or ``text`` for people."""
+    if as_json:
+        print_json(document)
+    else:
+        print(text)
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     cells = [[str(h) for h in headers]] + [["-" if c is None else str(c) for c in r] for r in rows]
     widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
