@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -66,3 +67,15 @@ def test_bash_completion_completes_commands_options_and_values(
 
 def test_zsh_script_loads_bash_completion_first() -> None:
     assert script(build_parser(), "zsh").startswith("autoload -U +X bashcompinit")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+def test_make_run_passes_flags_to_workfleet_dev() -> None:
+    result = subprocess.run(
+        ["make", "-n", "-o", ".venv/.installed", "run", "ARGS=--no-demo --reload"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.stdout.strip().splitlines()[-1].endswith("workfleet dev --no-demo --reload")

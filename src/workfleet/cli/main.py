@@ -95,6 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     worker_options(p)
     p.add_argument("--no-demo", action="store_true", help="do not enqueue the demo runs")
     p.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart the worker when the code of an installed plugin changes",
+    )
+    p.add_argument(
         "--data-dir",
         default=".workfleet/pgdata",
         help="where the embedded Postgres keeps its data (default .workfleet/pgdata)",
