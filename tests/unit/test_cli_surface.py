@@ -4,6 +4,7 @@ completion script made from the parser that completes commands, options and thei
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -71,11 +72,14 @@ def test_zsh_script_loads_bash_completion_first() -> None:
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
 def test_make_run_passes_flags_to_workfleet_dev() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     result = subprocess.run(
-        ["make", "-n", "-o", ".venv/.installed", "run", "ARGS=--no-demo --reload"],
+        ["make", "-n", "-s", "-o", ".venv/.installed", "run", "ARGS=--no-demo --reload"],
         capture_output=True,
         text=True,
         check=True,
         cwd=Path(__file__).resolve().parents[2],
+        env=env,
     )
-    assert result.stdout.strip().splitlines()[-1].endswith("workfleet dev --no-demo --reload")
+    [command] = [line for line in result.stdout.splitlines() if "workfleet dev" in line]
+    assert command.endswith("workfleet dev --no-demo --reload")

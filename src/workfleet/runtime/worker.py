@@ -148,12 +148,13 @@ class Worker:
             self.engine = engine
             for lp in engine.loops:
                 self.observer.in_flight(lp.name, 0, lp.concurrency)
-            side_stop = asyncio.Event()
-            tasks.extend(self._side_tasks(engine, store, maintenance, schedules, side_stop))
             self.health.db_ok = lambda: self._db.ok
             self.health.listener_ok = lambda: self.listener is None or self.listener.connected
             self.health.alive = self._alive
+            # before the side tasks: a port that is taken stops the start with nothing to undo
             await self._serve_http()
+            side_stop = asyncio.Event()
+            tasks.extend(self._side_tasks(engine, store, maintenance, schedules, side_stop))
             # Everything alive now (modules, plugins, pool, engine) lives as long as the process:
             # keep it out of the cyclic collector's scans. Measured on a no-op drain: the
             # collector's passes over these objects cost about 10 us of CPU per run.
