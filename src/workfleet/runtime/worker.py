@@ -74,6 +74,8 @@ class Worker:
         self.watchdog = LoopWatchdog()
         self.engine: Engine | None = None
         self.store: PgStore | None = None
+        self._pool: AsyncConnectionPool[Any] | None = None
+        self._recheck: asyncio.Task[None] | None = None
         self.listener: Listener | None = None
         self.http: HttpServer | None = None
         self._stop = asyncio.Event()
@@ -118,6 +120,7 @@ class Worker:
             max_size=s.pool_max_size or len(self.loops) + 4,
             connect_timeout=s.connect_timeout,
         )
+        self._pool = pool
         tasks: list[asyncio.Task[Any]] = []
         registered: PgMaintenance | None = None
         try:
@@ -148,7 +151,7 @@ class Worker:
             self.engine = engine
             for lp in engine.loops:
                 self.observer.in_flight(lp.name, 0, lp.concurrency)
-            self.health.db_ok = lambda: self._db.ok
+            self.health.db_ok = lambda: self._db.ready
             self.health.listener_ok = lambda: self.listener is None or self.listener.connected
             self.health.alive = self._alive
             # before the side tasks: a port that is taken stops the start with nothing to undo
@@ -208,7 +211,24 @@ class Worker:
         pending types no live worker serves."""
         return sorted({str(p) for loop in self.loops for p in loop.patterns})
 
+    async def _recheck_pool(self, engine: Engine) -> None:
+        """After the listener reconnected: test every idle connection (the lanes' too), so the
+        pool replaces the dead ones before the loops claim again."""
+        try:
+            if self.store is not None:
+                await self.store.lanes.release_idle()
+            if self._pool is not None:
+                await self._pool.check()
+        except Exception as exc:  # noqa: BLE001 - readiness must come back whatever happened
+            self.log.warning("checking the pool after a reconnection failed", error=repr(exc))
+        finally:
+            self._db.checking = False
+            self._recheck = None
+        engine.wake_all()
+
     async def _close(self, pool: AsyncConnectionPool[Any], tasks: list[asyncio.Task[Any]]) -> None:
+        if self._recheck is not None:
+            tasks.append(self._recheck)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -288,7 +308,14 @@ class Worker:
     def _make_listener(self, engine: Engine) -> Listener:
         def connected(reconnect: bool) -> None:
             self.observer.listener(True, reconnect)
-            engine.wake_all()
+            if reconnect and self._pool is not None and self._recheck is None:
+                # the server may have restarted: every pooled connection may be dead. Until
+                # they are tested, /readyz says not ready and the loops do not claim (a claim on
+                # a dead connection fails and backs off, seconds with a big pool)
+                self._db.checking = True
+                self._recheck = asyncio.create_task(self._recheck_pool(engine), name="recheck")
+            else:
+                engine.wake_all()
 
         return Listener(
             self.resolved.conninfo,
@@ -304,10 +331,16 @@ class Worker:
 
 
 class _DbHealth(NullObserver):
-    """Readiness input: the database answered the last claim."""
+    """Readiness input: the database answered the last claim, and the pool is not being
+    checked after a reconnection."""
 
     def __init__(self) -> None:
         self.ok = True
+        self.checking = False
+
+    @property
+    def ready(self) -> bool:
+        return self.ok and not self.checking
 
     def claimed(self, prefix: str, count: int, seconds: float) -> None:
         self.ok = True
