@@ -176,21 +176,20 @@ def _clip(text: str | None, width: int) -> str | None:
     return line if len(line) <= width else line[: width - 1] + "…"
 
 
-def render_attempts(rows: Sequence[Attempt]) -> str:
-    """The attempts table of ``inspect``; errors clipped so a line fits in 120 columns."""
+def render_attempts(rows: Sequence[Attempt], width: int = 118) -> str:
+    """The attempts table of ``inspect``; errors clipped so a line fits in ``width`` columns."""
+    cells = [
+        [a.number, _when(a.started_at), _when(a.ended_at), a.outcome, _clip(a.worker_id, 24)]
+        for a in rows
+    ]
+    headers = ["#", "STARTED", "ENDED", "OUTCOME", "WORKER"]
+    used = sum(
+        max(len(h), *(len("-" if r[i] is None else str(r[i])) for r in cells)) + 2
+        for i, h in enumerate(headers)
+    )
     return table(
-        ["#", "STARTED", "ENDED", "OUTCOME", "WORKER", "ERROR"],
-        [
-            [
-                a.number,
-                _when(a.started_at),
-                _when(a.ended_at),
-                a.outcome,
-                _clip(a.worker_id, 24),
-                _clip(a.error, 40),
-            ]
-            for a in rows
-        ],
+        [*headers, "ERROR"],
+        [[*r, _clip(a.error, max(20, width - used))] for r, a in zip(cells, rows, strict=True)],
     )
 
 
@@ -303,8 +302,8 @@ def render_run_rows(runs: Sequence[RunRecord], *, colour: bool = False) -> str:
             r.id,
             _clip(r.type, type_width),
             str(r.status),
-            f"{r.attempt + (1 if r.status in (RunStatus.LEASED, RunStatus.SUCCEEDED) else 0)}"
-            f"/{r.max_attempts}",
+            # used, as inspect counts them (the maximum that applies may be the executor's)
+            r.attempt + (1 if r.status in (RunStatus.LEASED, RunStatus.SUCCEEDED) else 0),
             r.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M"),
             _clip(r.last_error, error_width),
         ]
