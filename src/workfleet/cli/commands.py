@@ -179,7 +179,7 @@ async def inspect(args: argparse.Namespace) -> int:
                 "inspect shows a run's payload and result, and this role may not read them "
                 "(it lacks SELECT on workflow_run.payload and .result, as the reader role of "
                 "docs/security.md does): connect as the worker role or the schema's owner, "
-                "or use `workfleet runs` and `workfleet status`, which read no payloads",
+                "or use `workfleet status`, which reads no payloads",
             )
     if detail is None:
         return fail("failed", f"no run {run_id}")
