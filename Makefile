@@ -9,14 +9,20 @@ LOCK   := requirements.lock
 
 # The runtime dependencies are pinned by $(LOCK) (as in the image); dev tools float.
 $(STAMP): pyproject.toml plugins/workfleet-examples/pyproject.toml $(LOCK)
+	@echo "make: creating $(VENV) (1/3)"
 	$(PYTHON) -m venv $(VENV)
+	@echo "make: upgrading pip (2/3)"
 	$(BIN)/pip install --quiet --upgrade pip
+	@echo "make: installing workfleet, its tools and the example plugins (3/3; first time: a minute or two)"
 	$(BIN)/pip install --quiet -c $(LOCK) -e '.[dev]' -e plugins/workfleet-examples
 	touch $(STAMP)
+	@echo "make: $(VENV) is ready"
 
-## run: a worker with the example plugins on an embedded Postgres (or $$DATABASE_URL)
+## run: a worker with the example plugins on an embedded Postgres (or $$DATABASE_URL);
+##      flags of `workfleet dev` in ARGS, e.g. make run ARGS='--no-demo --reload'
+ARGS ?=
 run: $(STAMP)
-	$(BIN)/workfleet dev
+	$(BIN)/workfleet dev $(ARGS)
 
 ## test: the whole suite against real PostgreSQL ($$WORKFLEET_TEST_DATABASE_URL, else embedded)
 test: $(STAMP)

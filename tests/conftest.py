@@ -51,7 +51,9 @@ def _server_dsn(stack: list[Any]) -> str:
     import pgserver
 
     data = ROOT / ".pytest-pg"
-    server = pgserver.get_server(str(data), cleanup_mode=None)
+    # stopped when the session ends (its data is kept: the next session starts it in seconds)
+    server = pgserver.get_server(str(data), cleanup_mode="stop")
+    stack.append(server.cleanup)
     return str(server.get_uri())
 
 

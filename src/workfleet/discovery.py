@@ -86,23 +86,52 @@ class ExecutorRegistry:
 
     executors: dict[TypePattern, ExecutorSpec] = field(default_factory=dict)
     _cache: dict[str, ExecutorSpec | None] = field(default_factory=dict)
+    # where each pattern's executor came from: "plugin 'x'" and its entry point, if any
+    _sources: dict[TypePattern, tuple[str, FoundPlugin | None]] = field(default_factory=dict)
 
     @classmethod
     def from_plugins(cls, plugins: Iterable[Plugin]) -> ExecutorRegistry:
         registry = cls()
         for plugin in plugins:
-            for spec in plugin.executors:
-                registry.add(spec)
+            registry.add_plugin(plugin)
         return registry
 
+    def add_plugin(self, plugin: Plugin, found: FoundPlugin | None = None) -> None:
+        """Register every executor of ``plugin``, or none: a pattern another plugin claimed
+        already raises :class:`PluginError` naming both (``found``: where ``plugin`` came from)
+        and saying how to fix it."""
+        source = f"plugin {plugin.name!r}" + (f", {found.describe()}" if found else "")
+        for spec in plugin.executors:
+            if spec.pattern in self.executors:
+                existing = self.executors[spec.pattern]
+                first, first_found = self._sources[spec.pattern]
+                dists = sorted({f.distribution for f in (first_found, found) if f is not None})
+                uninstall = " or ".join(f"pip uninstall {d}" for d in dists)
+                raise PluginError(
+                    f"type {str(spec.pattern)!r} is claimed twice: by {existing.qualname} of "
+                    f"{first}, and by {spec.qualname} of {source}. Each type has one "
+                    "executor: rename one of the types (with your organisation's prefix, "
+                    f"say 'acme.{spec.pattern}'), or uninstall the distribution you do not "
+                    "want" + (f" ({uninstall})" if uninstall else ""),
+                    distribution=found.distribution if found else None,
+                    entry_point=found.name if found else None,
+                )
+        for spec in plugin.executors:
+            self.executors[spec.pattern] = spec
+            self._sources[spec.pattern] = (source, found)
+        self._cache.clear()
+
     def add(self, spec: ExecutorSpec) -> None:
+        """Register one executor (a pattern already claimed raises :class:`PluginError`)."""
         existing = self.executors.get(spec.pattern)
         if existing is not None:
             raise PluginError(
-                f"type {str(spec.pattern)!r} is claimed by plugin {existing.plugin!r} "
-                f"({existing.qualname}) and plugin {spec.plugin!r} ({spec.qualname})"
+                f"type {str(spec.pattern)!r} is claimed by {existing.qualname} of "
+                f"{self._sources[spec.pattern][0]} and by "
+                f"{spec.qualname} of plugin {spec.plugin!r}"
             )
         self.executors[spec.pattern] = spec
+        self._sources[spec.pattern] = (f"plugin {spec.plugin!r}", None)
         self._cache.clear()
 
     @property
@@ -138,18 +167,22 @@ def discover(
 ) -> Discovery:
     """Find, load, validate and register every installed plugin (plus ``extra`` ones).
 
-    A plugin that fails to load raises :class:`PluginError` unless ``skip_broken``, in which
-    case it is recorded in ``failures`` and the others are used.
+    A plugin that fails to load, or claims a type another plugin claimed first, raises
+    :class:`PluginError` unless ``skip_broken``, in which case it is recorded in ``failures``
+    and the others are used.
     """
     found = find_plugins(group)
+    registry = ExecutorRegistry.from_plugins(extra)
     plugins: list[Plugin] = list(extra)
     failures: list[LoadFailure] = []
     for item in found:
         try:
-            plugins.append(load_plugin(item))
+            plugin = load_plugin(item)
+            registry.add_plugin(plugin, item)
         except PluginError as exc:
             if not skip_broken:
                 raise
             failures.append(LoadFailure(item, str(exc)))
-    registry = ExecutorRegistry.from_plugins(plugins)
+            continue
+        plugins.append(plugin)
     return Discovery(found, plugins, registry, failures)

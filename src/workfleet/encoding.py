@@ -13,8 +13,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from workfleet.dsn import redact
+from workfleet.models import Fail, Retry
+
 MAX_ERROR_CHARS = 500
+MAX_MESSAGE_CHARS = 2000
 MAX_TRACEBACK_CHARS = 8000
+# the frames nearest the raise say what went wrong; the outer ones are the runtime's own
+MAX_TRACEBACK_FRAMES = 20
 
 # A JSON "\u0000" escape that is not itself an escaped backslash followed by "u0000"
 _JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
@@ -34,16 +40,33 @@ def printable(text: str) -> str:
 
 def short_error(exc: BaseException) -> str:
     """A one-line, bounded ``last_error`` for humans: ``Type: message``."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = redact(str(exc).strip().splitlines()[0]) if str(exc).strip() else ""
     label = type(exc).__name__
     line = printable(f"{label}: {text}" if text else label)
     return line if len(line) <= MAX_ERROR_CHARS else line[: MAX_ERROR_CHARS - 1] + "…"
 
 
 def traceback_text(exc: BaseException) -> str:
-    """The exception's traceback, its last ``MAX_TRACEBACK_CHARS`` characters."""
-    text = "".join(traceback.format_exception(exc))
+    """The exception's traceback, secrets-free and bounded: its last ``MAX_TRACEBACK_FRAMES``
+    frames (per exception in a chain), no local variables (never formatted), passwords in any
+    DSN-looking text redacted, and its last ``MAX_TRACEBACK_CHARS`` characters."""
+    text = redact("".join(traceback.format_exception(exc, limit=-MAX_TRACEBACK_FRAMES)))
     return printable(text[-MAX_TRACEBACK_CHARS:])
+
+
+def error_data(exc: BaseException) -> dict[str, Any]:
+    """What an attempt's failed or retried event records about its exception: the type's
+    qualified name, the full message (bounded, passwords redacted) and the traceback (not for
+    ``Fail``/``Retry``, which are decisions, not accidents)."""
+    kind = type(exc)
+    module = "" if kind.__module__ == "builtins" else f"{kind.__module__}."
+    message = printable(redact(str(exc)))
+    if len(message) > MAX_MESSAGE_CHARS:
+        message = message[: MAX_MESSAGE_CHARS - 1] + "…"
+    data: dict[str, Any] = {"error_type": f"{module}{kind.__qualname__}", "message": message}
+    if not isinstance(exc, Fail | Retry):
+        data["traceback"] = traceback_text(exc)
+    return data
 
 
 def to_json(value: Any) -> str:

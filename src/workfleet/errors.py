@@ -39,6 +39,11 @@ class StoreDataError(StoreError):
     splits and writes its rows one by one, and the bad ones fail with this error."""
 
 
+class PermissionDeniedError(StoreError):
+    """The connected role lacks a grant the statement needs (docs/security.md lists what each
+    least-privilege role may do). The database was reached: retrying changes nothing."""
+
+
 class SchemaNotReadyError(StoreError):
     """The schema is missing or older than this release needs: run ``workfleet migrate``."""
 

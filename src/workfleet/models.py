@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import json
 import math
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -255,12 +256,30 @@ def check_new_run(run: NewRun) -> NewRun:
         raise ValueError(f"{run.type}: delay must be a finite number of seconds >= 0")
     if run.max_attempts is not None and run.max_attempts < 1:
         raise ValueError(f"{run.type}: max_attempts must be at least 1")
+    for name, text in (("run type", run.type), ("idempotency key", run.idempotency_key)):
+        if text is not None and "\x00" in text:
+            raise ValueError(f"{name} contains a NUL character, which PostgreSQL text refuses")
     try:
-        json.dumps(run.payload, allow_nan=False)
+        encoded = json.dumps(run.payload, allow_nan=False)
     except (TypeError, ValueError) as exc:
         # TypeError/ValueError messages name the offending Python type or "nan", not the data
         raise ValueError(f"{run.type}: payload is not JSON-serialisable: {exc}") from None
+    if "\\u0000" in encoded and _JSON_NUL.search(encoded):
+        raise ValueError(
+            f"{run.type}: payload contains a NUL character (\\u0000), which jsonb cannot store"
+        )
+    if "\\ud" in encoded:
+        try:
+            json.dumps(json.loads(encoded), ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(
+                f"{run.type}: payload contains a lone UTF-16 surrogate, which jsonb cannot store"
+            ) from None
     return run
+
+
+# a JSON "\u0000" escape that is not an escaped backslash followed by "u0000"
+_JSON_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,10 +6,12 @@ CLI turns into exit code 2.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import socket
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Annotated, Any, Literal, TypeVar
@@ -44,28 +46,35 @@ class PrefixSpec:
 
     @classmethod
     def parse(cls, text: str) -> PrefixSpec:
-        """Parse ``billing.%=8`` or ``notify.%``; the last ``=N`` with integer N is the limit."""
+        """Parse ``billing.%=8`` or ``notify.%``: a pattern, then at most one ``=N``."""
         text = text.strip()
-        head, sep, tail = text.rpartition("=")
-        tail = tail.strip()
-        if sep and tail.isdigit():
+        head, sep, tail = text.partition("=")
+        head, tail = head.strip(), tail.strip()
+        if sep and "=" in tail:
+            raise ValueError(f"{text!r} has more than one '='; write PATTERN or PATTERN=N")
+        if sep and not tail.isdigit():
+            raise ValueError(f"concurrency for {head!r} must be a whole number >= 1, got {tail!r}")
+        glob_hint(head)
+        if sep:
             concurrency = int(tail)
             if concurrency < 1:
                 raise ValueError(f"concurrency for {head!r} must be at least 1")
-            return cls(TypePattern.parse(head.strip()), concurrency)
-        # 'billing.%=-1', 'billing.%=', 'notify.%=8x': a mistyped limit, not a type name
-        if sep and (head.strip().endswith("%") or _looks_numeric(tail)):
-            raise ValueError(
-                f"concurrency for {head.strip()!r} must be a whole number >= 1, got {tail!r}"
-            )
+            return cls(TypePattern.parse(head), concurrency)
         return cls(TypePattern.parse(text), None)
 
     def __str__(self) -> str:
         return f"{self.pattern}={self.concurrency}" if self.concurrency else str(self.pattern)
 
 
-def _looks_numeric(text: str) -> bool:
-    return bool(re.fullmatch(r"[+-]?\d[\w.]*", text))
+def glob_hint(pattern: str) -> None:
+    """Refuse a shell-style ``*`` wildcard, saying what was meant: patterns end in ``%``."""
+    if "*" in pattern or "?" in pattern:
+        meant = re.sub(r"[*?]+$", "%", pattern.rstrip())
+        hint = f"; did you mean {meant!r}?" if meant.endswith("%") and "*" not in meant else ""
+        raise ValueError(
+            f"{pattern!r}: a type pattern is a type or a prefix ending in '%' (as in SQL LIKE), "
+            f"not a shell wildcard{hint}"
+        )
 
 
 def _default_worker_id() -> str:
@@ -182,9 +191,8 @@ class DatabaseSettings(BaseModel):
         try:
             resolved = resolve_dsn(self.database_url.get_secret_value())
         except ValueError as exc:
-            raise ConfigError(
-                f"WORKFLEET_DATABASE_URL is invalid: {exc}", env_var="WORKFLEET_DATABASE_URL"
-            ) from None
+            var = _database_url_variable()
+            raise ConfigError(f"{var} is invalid: {exc}", env_var=var) from None
         if self.db_schema is not None:
             return ResolvedDsn(resolved.conninfo, self.db_schema, schema_from_dsn=False)
         return resolved
@@ -192,6 +200,13 @@ class DatabaseSettings(BaseModel):
     @property
     def schema_name(self) -> str:
         return self.resolved_dsn().schema
+
+
+def _database_url_variable() -> str:
+    """The variable the URL came from (WORKFLEET_DATABASE_URL wins over DATABASE_URL)."""
+    if "WORKFLEET_DATABASE_URL" not in os.environ and "DATABASE_URL" in os.environ:
+        return "DATABASE_URL"
+    return "WORKFLEET_DATABASE_URL"
 
 
 class HttpSettings(BaseModel):
@@ -284,10 +299,15 @@ class Settings(
         return self._part(LogSettings)
 
 
-def env_var_for(loc: tuple[int | str, ...]) -> str:
-    """The environment variable a pydantic error location refers to."""
+def env_var_for(loc: tuple[int | str, ...], flags: Mapping[str, str] | None = None) -> str:
+    """The environment variable (or, for a value given on the command line, the flag in
+    ``flags``, a field name to flag map) a pydantic error location refers to."""
     field = str(loc[0]) if loc else ""
-    aliases = {"database_url": "WORKFLEET_DATABASE_URL", "db_schema": "WORKFLEET_SCHEMA"}
+    if flags and field in flags:
+        return flags[field]
+    if field == "database_url":
+        return _database_url_variable()
+    aliases = {"db_schema": "WORKFLEET_SCHEMA"}
     if field in aliases:
         return aliases[field]
     if field.startswith(ENV_PREFIX) or field == "DATABASE_URL":
@@ -295,15 +315,46 @@ def env_var_for(loc: tuple[int | str, ...]) -> str:
     return ENV_PREFIX + "__".join(str(p).upper() for p in loc if isinstance(p, str))
 
 
-def load_settings(**overrides: Any) -> Settings:
+def load_settings(flags: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Build settings from the environment plus ``overrides`` (CLI flags).
 
-    Raises :class:`ConfigError` whose message names the environment variable at fault.
+    Raises :class:`ConfigError` whose message names the environment variable at fault, or the
+    flag for a field that ``flags`` (field name to flag) says came from the command line.
     """
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        var = env_var_for(tuple(first["loc"]))
-        problems = "; ".join(f"{env_var_for(tuple(e['loc']))}: {e['msg']}" for e in exc.errors())
+        var = env_var_for(tuple(first["loc"]), flags)
+        problems = "; ".join(
+            f"{env_var_for(tuple(e['loc']), flags)}: {e['msg']}" for e in exc.errors()
+        )
         raise ConfigError(f"invalid configuration: {problems}", env_var=var) from None
+
+
+# WORKFLEET_* names that are not settings but are read by someone else on purpose
+OTHER_VARIABLES = frozenset({"WORKFLEET_TEST_DATABASE_URL", "WORKFLEET_IMAGE"})
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``WORKFLEET_*`` variable a setting is read from."""
+    # db_schema is read only under its alias (see DatabaseSettings)
+    names = {ENV_PREFIX + name.upper() for name in Settings.model_fields if name != "db_schema"}
+    return frozenset(names | {"WORKFLEET_DATABASE_URL", "WORKFLEET_SCHEMA"})
+
+
+def unknown_variables(environ: Mapping[str, str] | None = None) -> list[str]:
+    """A warning for each ``WORKFLEET_*`` variable no setting reads (a typo is otherwise
+    silently ignored), with the closest known name when there is one."""
+    env = os.environ if environ is None else environ
+    known = known_variables()
+    warnings = []
+    for name in sorted(env):
+        if not name.startswith(ENV_PREFIX) or name in known or name in OTHER_VARIABLES:
+            continue
+        if name.split("__", 1)[0] in known:
+            continue  # a nested value of a known setting
+        close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.8)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        warnings.append(f"{name} is not a workfleet setting and is ignored{hint}")
+    return warnings

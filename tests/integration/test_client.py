@@ -219,6 +219,10 @@ async def test_one_bad_run_sends_none_of_the_batch(client: Client, pg_dsn: str) 
         ({"payload": {"x": float("nan")}}, "not JSON-serialisable"),
         ({"payload": b"bytes"}, "not JSON-serialisable"),
         ({"type": "t." + "é" * 127}, "256 bytes long; the limit is 255 bytes"),
+        ({"payload": {"s": "nul \x00 inside"}}, "NUL character"),
+        ({"payload": ["lone \ud800"]}, "lone UTF-16 surrogate"),
+        ({"type": "t.nul\x00.v1"}, "NUL character"),
+        ({"idempotency_key": "k\x00"}, "NUL character"),
     ],
 )
 async def test_rejects_bad_input_before_touching_the_database(

@@ -10,26 +10,32 @@ schema) are turned into exit codes by :func:`workfleet.cli.main.main`.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 
 from workfleet.cli.connect import connected, probe
 from workfleet.cli.connect import migrate as apply_migrations
 from workfleet.cli.options import EXIT, fail, settings_from
 from workfleet.cli.render import (
+    CLEAR,
+    emit,
+    filter_status,
     print_json,
     render_run,
     render_runs,
     render_status,
+    run_json,
     runs_json,
     table,
+    use_colour,
 )
 from workfleet.cli.workflows import render_workflow, workflow_json
 from workfleet.discovery import discover
 from workfleet.dsn import redact
-from workfleet.errors import ConfigError
-from workfleet.models import NewRun, RunStatus
+from workfleet.errors import ConfigError, InvalidRequestError, PermissionDeniedError
+from workfleet.models import NewRun, RunStatus, check_new_run
 from workfleet.operations import ActionResult, Reason, parse_id
 from workfleet.patterns import TypePattern
 from workfleet.store import RunQuery
@@ -54,10 +60,12 @@ async def migrate(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     schema = settings.resolved_dsn().schema
     applied = await apply_migrations(settings)
-    for name in applied:
-        print(f"applied {name} to schema {schema}")
-    if not applied:
-        print(f"schema {schema} is up to date")
+    lines = [f"applied {name} to schema {schema}" for name in applied]
+    emit(
+        args.json,
+        {"schema": schema, "applied": applied},
+        "\n".join(lines) or f"schema {schema} is up to date",
+    )
     return 0
 
 
@@ -102,10 +110,14 @@ async def enqueue(args: argparse.Namespace) -> int:
         idempotency_key=args.key,
         max_attempts=args.max_attempts,
     )
+    try:  # before connecting: bad input is exit 2 whether or not the database is up
+        check_new_run(run)
+    except ValueError as exc:
+        raise InvalidRequestError(str(exc)) from None
     async with connected(settings) as db:
         result = await db.ops.enqueue(run)
     note = "" if result.created else " (existing run with this idempotency key)"
-    print(f"{result.id}{note}")
+    emit(args.json, {"id": result.id, "created": result.created}, f"{result.id}{note}")
     return 0
 
 
@@ -129,26 +141,53 @@ async def list_(args: argparse.Namespace) -> int:
 
 async def status(args: argparse.Namespace) -> int:
     settings = settings_from(args)
+    try:
+        patterns = [TypePattern.parse(t) for t in args.type or ()]
+    except ValueError as exc:
+        raise ConfigError(f"--type: {exc}") from None
+    if args.watch is not None and args.watch <= 0:
+        raise ConfigError("--watch takes a positive number of seconds")
+    colour = use_colour(sys.stdout)
     async with connected(settings) as db:
-        summary = await db.ops.status()
-    if args.json:
-        print_json(summary)
-    else:
-        print(render_status(summary, db.schema))
-    return 0
+        while True:
+            summary = filter_status(await db.ops.status(), patterns)
+            if args.json:
+                print_json(summary)
+            else:
+                text = render_status(summary, db.schema, colour=colour)
+                if args.watch is not None and sys.stdout.isatty():
+                    # like top: redraw in place; the clock says the view is live
+                    now = datetime.now(UTC).strftime("%H:%M:%S")
+                    text = f"{CLEAR}every {args.watch:g}s, {now} UTC (Ctrl-C to stop)\n{text}"
+                print(text, flush=True)
+            if args.watch is None:
+                return 0
+            try:
+                await asyncio.sleep(args.watch)
+            except asyncio.CancelledError:  # Ctrl-C during the pause
+                return 0
 
 
 async def inspect(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     run_id = parse_id(args.run_id)
     async with connected(settings) as db:
-        detail = await db.ops.inspect(run_id)
+        try:
+            detail = await db.ops.inspect(run_id)
+        except PermissionDeniedError:
+            return fail(
+                "failed",
+                "inspect shows a run's payload and result, and this role may not read them "
+                "(it lacks SELECT on workflow_run.payload and .result, as the reader role of "
+                "docs/security.md does): connect as the worker role or the schema's owner, "
+                "or use `workfleet status`, which reads no payloads",
+            )
     if detail is None:
         return fail("failed", f"no run {run_id}")
     flow = detail.workflow
     if args.json:
         print_json(
-            {"run": detail.run, "events": detail.events}
+            run_json(detail.run, detail.events)
             | ({} if flow is None else {"workflow": workflow_json(flow)})
         )
     else:
@@ -165,7 +204,7 @@ async def cancel(args: argparse.Namespace) -> int:
         result = await db.ops.cancel(run_id)
     if not result.done:
         return refused(result)
-    print(f"cancelled {run_id}")
+    emit(args.json, result, f"cancelled {run_id}")
     return 0
 
 
@@ -176,7 +215,7 @@ async def redrive(args: argparse.Namespace) -> int:
         result = await db.ops.redrive(run_id)
     if not result.done:
         return refused(result)
-    print(f"redriven {run_id}: pending with fresh attempts")
+    emit(args.json, result, f"redriven {run_id}: pending with fresh attempts")
     return 0
 
 
@@ -220,16 +259,24 @@ async def plugins(args: argparse.Namespace) -> int:
 
 async def check(args: argparse.Namespace) -> int:
     settings = settings_from(args)
-    print(
-        f"config:     ok (database {redact(settings.database_url.get_secret_value())})"
-        if settings.database_url
-        else "config: ok"
-    )
+    url = redact(settings.database_url.get_secret_value()) if settings.database_url else None
+    if not args.json:
+        print(f"config:     ok (database {url})" if url else "config: ok")
     found = await probe(settings)
-    print(f"database:   ok ({found.server})")
-    state = "ok" if found.version == found.latest else "needs `workfleet migrate`"
-    print(
+    current = found.version == found.latest
+    state = "ok" if current else "needs `workfleet migrate`"
+    emit(
+        args.json,
+        {
+            "database": url,
+            "server": found.server,
+            "schema": found.schema,
+            "version": found.version,
+            "latest": found.latest,
+            "ok": current,
+        },
+        f"database:   ok ({found.server})\n"
         f"schema:     {found.schema} at version {found.version or 'none'} of {found.latest} "
-        f"({state})"
+        f"({state})",
     )
-    return 0 if found.version == found.latest else EXIT["schema"]
+    return 0 if current else EXIT["schema"]

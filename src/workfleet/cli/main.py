@@ -11,11 +11,12 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from workfleet import __version__
-from workfleet.cli import commands, dev, schedules, workflows
+from workfleet.cli import commands, completion, dev, runs, schedules, workflows
 from workfleet.cli.options import EXIT, common, fail, worker_options
 from workfleet.errors import (
     ConfigError,
     InvalidRequestError,
+    PermissionDeniedError,
     PluginError,
     RunNotFoundError,
     SchemaNotReadyError,
@@ -60,6 +61,10 @@ def run_async(coro: Coroutine[Any, Any, int], *, exit_grace: float = 1.0) -> int
             loop.close()
 
 
+def _json(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workfleet",
@@ -77,7 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=handler)
         return p
 
-    add("migrate", commands.migrate, "create or upgrade the schema (safe to run concurrently)")
+    _json(
+        add("migrate", commands.migrate, "create or upgrade the schema (safe to run concurrently)")
+    )
     worker_options(add("worker", commands.worker, "run a worker until SIGTERM"))
     p = add(
         "dev",
@@ -87,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker_options(p)
     p.add_argument("--no-demo", action="store_true", help="do not enqueue the demo runs")
+    p.add_argument(
+        "--reload",
+        action="store_true",
+        help="restart the worker when the code of an installed plugin changes",
+    )
     p.add_argument(
         "--data-dir",
         default=".workfleet/pgdata",
@@ -101,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--delay", type=float, help="seconds from now before it may run")
     p.add_argument("--run-at", help="ISO-8601 time before which it does not run")
     p.add_argument("--max-attempts", type=int, help="attempts before it fails (default 3)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = add("list", commands.list_, "runs, newest first, a page at a time (no payloads)")
     p.add_argument(
@@ -126,22 +139,44 @@ def build_parser() -> argparse.ArgumentParser:
         "workers, other workers, and pending types nobody serves",
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument(
+        "--type",
+        action="append",
+        metavar="PATTERN",
+        help="only types this pattern matches, e.g. 'billing.%%'; repeatable",
+    )
+    p.add_argument(
+        "--watch",
+        type=float,
+        nargs="?",
+        const=2.0,
+        metavar="SECONDS",
+        help="redraw every SECONDS (default 2) until Ctrl-C, like top",
+    )
 
-    p = add("inspect", commands.inspect, "show one run and its audit trail")
-    p.add_argument("run_id")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-    p = add("cancel", commands.cancel, "cancel a pending or running run")
-    p.add_argument("run_id")
-    p = add("redrive", commands.redrive, "run a failed run again with fresh attempts")
-    p.add_argument("run_id")
+    for name, handler, help_ in (
+        ("inspect", commands.inspect, "show one run and its audit trail"),
+        ("cancel", commands.cancel, "cancel a pending or running run"),
+        ("redrive", commands.redrive, "run a failed run again with fresh attempts"),
+    ):
+        p = add(name, handler, help_)
+        p.add_argument("run_id")
+        p.add_argument("--json", action="store_true", help="machine-readable output")
     workflows.add_commands(add)
 
     p = add("plugins", commands.plugins, "list discovered executors and plugin load errors")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    add("check", commands.check, "check configuration, connectivity and schema version")
+    _json(add("check", commands.check, "check configuration, connectivity and schema version"))
 
     schedules.add_parser(sub)
+    runs.add_parser(sub)
+    p = sub.add_parser(
+        "completion",
+        help='print a shell completion script: eval "$(workfleet completion bash)"',
+        description=completion.__doc__.split("\n\n")[0] if completion.__doc__ else None,
+    )
+    p.add_argument("shell", choices=["bash", "zsh"])
+    p.set_defaults(handler=None)
     return parser
 
 
@@ -165,6 +200,9 @@ def _exit_past_stuck_threads(code: int) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command == "completion":
+        print(completion.script(parser, args.shell), end="")
+        return 0
     handler: Handler = args.handler
     if args.command in ("worker", "dev"):
         # a SIGTERM while plugins load is a graceful stop too, not a death by signal
@@ -182,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return fail("plugin", str(exc))
     except SchemaNotReadyError as exc:
         return fail("schema", str(exc))
-    except StoreDataError as exc:  # the database refused a value: it was reached
+    except (StoreDataError, PermissionDeniedError) as exc:  # the database was reached
         return fail("failed", str(exc))
     except StoreError as exc:
         return fail("database", str(exc))

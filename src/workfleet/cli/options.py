@@ -6,9 +6,10 @@ import argparse
 import sys
 from typing import Any
 
-from workfleet.dsn import redact
+from workfleet.dsn import redact, resolve_dsn
+from workfleet.errors import ConfigError
 from workfleet.observability.logging import configure_logging
-from workfleet.settings import Settings, load_settings
+from workfleet.settings import Settings, load_settings, unknown_variables
 
 # Also in the package docstring and docs/cli.md.
 EXIT = {
@@ -75,22 +76,25 @@ def worker_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+# command-line option -> settings field
+_FLAGS = {
+    "database_url": "database_url",
+    "schema": "db_schema",
+    "log_format": "log_format",
+    "log_level": "log_level",
+    "prefix": "prefixes",
+    "concurrency": "concurrency",
+    "poll_only": "poll_only",
+    "http_port": "http_port",
+    "skip_broken_plugins": "skip_broken_plugins",
+}
+
+
 def overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Settings fields given on the command line (flags beat the environment)."""
-    mapping = {
-        "database_url": "database_url",
-        "schema": "db_schema",
-        "log_format": "log_format",
-        "log_level": "log_level",
-        "prefix": "prefixes",
-        "concurrency": "concurrency",
-        "poll_only": "poll_only",
-        "http_port": "http_port",
-        "skip_broken_plugins": "skip_broken_plugins",
-    }
     out = {
         field: getattr(args, arg)
-        for arg, field in mapping.items()
+        for arg, field in _FLAGS.items()
         if getattr(args, arg, None) is not None
     }
     if getattr(args, "no_http", False):
@@ -103,7 +107,17 @@ def settings_from(args: argparse.Namespace, **extra: Any) -> Settings:
 
     Raises :class:`~workfleet.errors.ConfigError` naming the variable at fault.
     """
-    settings = load_settings(**{**overrides(args), **extra})
+    given = {**overrides(args), **extra}
+    # a bad value given as a flag is blamed on the flag, not on the environment variable
+    flags = {field: "--" + arg.replace("_", "-") for arg, field in _FLAGS.items() if field in given}
+    for warning in unknown_variables():
+        print(f"workfleet: warning: {warning}", file=sys.stderr)
+    settings = load_settings(flags, **given)
+    if "database_url" in given:
+        try:
+            resolve_dsn(given["database_url"])
+        except ValueError as exc:
+            raise ConfigError(f"--database-url is invalid: {exc}", env_var=None) from None
     configure_logging(settings.log_format, settings.log_level)
     return settings
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from workfleet.cli.connect import connected
 from workfleet.cli.options import common, fail, settings_from
-from workfleet.cli.render import print_json, render_schedules
+from workfleet.cli.render import emit, print_json, render_schedules
 from workfleet.errors import ConfigError
 from workfleet.operations import Reason, ScheduleResult, parse_id
 
@@ -26,6 +26,7 @@ def add_parser(sub: Any) -> None:
     def action(name: str, handler: Any, help_: str) -> argparse.ArgumentParser:
         ap: argparse.ArgumentParser = ssub.add_parser(name, help=help_, description=help_)
         common(ap)
+        ap.add_argument("--json", action="store_true", help="machine-readable output")
         ap.set_defaults(handler=handler)
         return ap
 
@@ -40,8 +41,7 @@ def add_parser(sub: Any) -> None:
     ap.add_argument("--payload", default="{}", help="JSON payload of every run (default {})")
     ap.add_argument("--priority", type=int, default=100)
     ap.add_argument("--max-attempts", type=int, default=3)
-    ap = action("list", list_, "list schedules")
-    ap.add_argument("--json", action="store_true", help="machine-readable output")
+    action("list", list_, "list schedules")
     for name, handler, help_ in (
         ("pause", pause, "stop a schedule from firing"),
         ("resume", resume, "let a paused schedule fire again"),
@@ -65,7 +65,7 @@ async def add(args: argparse.Namespace) -> int:
             priority=args.priority,
             max_attempts=args.max_attempts,
         )
-    print(f"{record.id} next run at {record.next_run_at.isoformat()}")
+    emit(args.json, record, f"{record.id} next run at {record.next_run_at.isoformat()}")
     return 0
 
 
@@ -80,9 +80,9 @@ async def list_(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(result: ScheduleResult, verb: str) -> int:
+def _report(result: ScheduleResult, verb: str, as_json: bool = False) -> int:
     if result.done:
-        print(f"{verb} {result.schedule_id}")
+        emit(as_json, result, f"{verb} {result.schedule_id}")
         return 0
     if result.reason is Reason.CANNOT_FIRE:
         return fail("failed", f"schedule {result.schedule_id} cannot fire: {result.problem}")
@@ -93,18 +93,18 @@ async def pause(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     schedule_id = parse_id(args.schedule_id, "schedule")
     async with connected(settings) as db:
-        return _report(await db.ops.pause_schedule(schedule_id), "paused")
+        return _report(await db.ops.pause_schedule(schedule_id), "paused", args.json)
 
 
 async def resume(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     schedule_id = parse_id(args.schedule_id, "schedule")
     async with connected(settings) as db:
-        return _report(await db.ops.resume_schedule(schedule_id), "resumed")
+        return _report(await db.ops.resume_schedule(schedule_id), "resumed", args.json)
 
 
 async def delete(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     schedule_id = parse_id(args.schedule_id, "schedule")
     async with connected(settings) as db:
-        return _report(await db.ops.delete_schedule(schedule_id), "deleted")
+        return _report(await db.ops.delete_schedule(schedule_id), "deleted", args.json)

@@ -10,7 +10,7 @@ from typing import Any
 
 from workfleet.cli.connect import connected
 from workfleet.cli.options import fail, settings_from
-from workfleet.cli.render import table
+from workfleet.cli.render import emit, table
 from workfleet.errors import ConfigError
 from workfleet.operations import Reason, WorkflowDetail, parse_id
 
@@ -31,7 +31,7 @@ async def signal(args: argparse.Namespace) -> int:
             return fail("failed", f"no run {run_id}")
         return fail("failed", f"run {run_id} is {result.status}: no workflow will take a signal")
     note = " (a signal with this key was sent before: nothing new)" if result.duplicate else ""
-    print(f"signal {args.name!r} sent to {run_id} as #{result.signal_id}{note}")
+    emit(args.json, result, f"signal {args.name!r} sent to {run_id} as #{result.signal_id}{note}")
     return 0
 
 
@@ -44,7 +44,11 @@ async def resume(args: argparse.Namespace) -> int:
         if result.reason is Reason.NOT_FOUND:
             return fail("failed", f"no run {run_id}")
         return fail("failed", f"run {run_id} is {result.status}: only a failed run can resume")
-    print(f"resumed {run_id}: pending; its failed steps run again, finished ones are kept")
+    emit(
+        args.json,
+        result,
+        f"resumed {run_id}: pending; its failed steps run again, finished ones are kept",
+    )
     return 0
 
 
@@ -55,8 +59,10 @@ def add_commands(add: Any) -> None:
     p.add_argument("name", help="the signal's name, as the workflow waits for it")
     p.add_argument("--payload", help="the signal's JSON payload")
     p.add_argument("--key", help="idempotency key: the same key is sent once")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
     p = add("resume", resume, "continue a failed workflow from its failed step")
     p.add_argument("run_id")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def render_workflow(detail: WorkflowDetail) -> str:

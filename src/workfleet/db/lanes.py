@@ -83,6 +83,11 @@ class Lanes:
     async def close(self) -> None:
         """Hand every idle lane back to the pool; lanes in use follow when their call ends."""
         self._closed = True
+        await self.release_idle()
+
+    async def release_idle(self) -> None:
+        """Hand every idle lane back to the pool, where ``pool.check()`` can test it (after the
+        server restarted, say); the next call of each caller takes a fresh one."""
         for key, lane in list(self._lanes.items()):
             if not lane.busy:
                 del self._lanes[key]

@@ -141,9 +141,20 @@ async def schema_version(conn: psycopg.AsyncConnection[Any], schema: str) -> int
     return None if row is None else row[0]
 
 
+async def readable_version(conn: psycopg.AsyncConnection[Any], schema: str) -> int | None:
+    """:func:`schema_version`, or the latest version when the connected role may not read the
+    version table (the producer role of docs/security.md): its own statements then say
+    whether the schema serves them, and it must not be refused for what it need not read."""
+    try:
+        return await schema_version(conn, schema)
+    except psycopg.errors.InsufficientPrivilege:
+        return latest_version()
+
+
 async def require_schema(conn: psycopg.AsyncConnection[Any], schema: str) -> int:
-    """Raise :class:`SchemaNotReadyError` unless ``schema`` is migrated to this release."""
-    version = await schema_version(conn, schema)
+    """Raise :class:`SchemaNotReadyError` unless ``schema`` is migrated to this release (a
+    role that may not read the version table is not refused: see :func:`readable_version`)."""
+    version = await readable_version(conn, schema)
     latest = latest_version()
     if version is None:
         raise SchemaNotReadyError(

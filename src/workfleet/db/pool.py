@@ -12,6 +12,8 @@ every other statement reads through :func:`tolerate_infinity`.
 
 from __future__ import annotations
 
+import asyncio
+import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -42,6 +44,34 @@ class _InfinityTolerantLoader(TimestamptzLoader):
         return value
 
 
+def _cause(exc: BaseException) -> str:
+    """libpq's own words for why a connection failed, on one line, without the password."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return redact(" ".join(lines)) or type(exc).__name__
+
+
+async def _try_connect(conninfo: str, timeout: float, kwargs: dict[str, Any]) -> None:
+    """Connect once, directly: a pool retries a refused connection quietly until its timeout,
+    so a database that is down, a wrong host, database, user or password would read as a bare
+    PoolTimeout after ``timeout`` seconds. This says which, at once."""
+    try:
+        conn = await asyncio.wait_for(
+            psycopg.AsyncConnection.connect(
+                conninfo, connect_timeout=max(2, math.ceil(timeout)), **kwargs
+            ),
+            timeout,
+        )
+    except psycopg.OperationalError as exc:
+        raise StoreError(
+            f"cannot connect to the database {redact(conninfo)}: {_cause(exc)}"
+        ) from exc
+    except TimeoutError as exc:
+        raise StoreError(
+            f"cannot connect to the database {redact(conninfo)}: no answer within {timeout:g}s"
+        ) from exc
+    await conn.close()
+
+
 def tolerate_infinity(context: AdaptContext) -> None:
     """Read ``±infinity`` timestamps on ``context`` (a cursor or a connection) as
     :data:`FAR_FUTURE` / :data:`FAR_PAST`."""
@@ -65,6 +95,7 @@ async def open_pool(
     kwargs: dict[str, Any] = {"autocommit": True}
     if application_name:
         kwargs["application_name"] = application_name
+    await _try_connect(conninfo, connect_timeout, kwargs)
     pool: AsyncConnectionPool[Any] = AsyncConnectionPool(
         conninfo,
         min_size=min(min_size, max_size),

@@ -20,7 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from workfleet.db.lanes import Lanes
 from workfleet.db.pool import tolerate_infinity
-from workfleet.errors import StoreDataError, StoreError
+from workfleet.errors import PermissionDeniedError, StoreDataError, StoreError
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
 
@@ -84,6 +84,11 @@ def store_error(what: str, exc: psycopg.Error) -> StoreError:
     :class:`StoreDataError` when the statement's data, not the connection, is at fault (the
     :data:`DATA_ERRORS`), else :class:`StoreError`. The one classification of every statement,
     pooled (:func:`fetch`) or on a transaction's cursor."""
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return PermissionDeniedError(
+            f"{what} failed: the connected role lacks a grant ({exc.diag.message_primary}); "
+            "docs/security.md lists what each role may do"
+        )
     kind = StoreDataError if isinstance(exc, DATA_ERRORS) else StoreError
     return kind(f"{what} failed: {type(exc).__name__}: {exc}")
 

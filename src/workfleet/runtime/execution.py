@@ -247,6 +247,9 @@ class Execution:
         timeout = spec.timeout or policy.default_timeout
         self._inner = inner = self._start(spec, self.run)
         if not await settled(inner, timeout):
+            # whatever the task ends with after this (an executor that turns its cancellation
+            # into Fail, say) is of no use: retrieved, so asyncio never reports it as lost
+            inner.add_done_callback(_retrieve)
             inner.cancel()
             await settled(inner, policy.cancel_grace)
             if self.stop_reason is not None:
@@ -306,6 +309,11 @@ class Execution:
         context = contextvars.copy_context()
         self._thread_future = self.shared.threads.submit(context.run, spec.fn, run)
         return asyncio.wrap_future(self._thread_future)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _validation_summary(exc: ValidationError) -> str:

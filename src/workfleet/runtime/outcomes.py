@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workfleet.encoding import printable, short_error, to_json, traceback_text
+from workfleet.encoding import error_data, printable, short_error, to_json, traceback_text
 from workfleet.models import (
     MAX_DELAY_SECONDS,
     ClaimedRun,
@@ -32,7 +32,15 @@ from workfleet.models import (
 from workfleet.plugin import ExecutorSpec, StopReason
 from workfleet.retry import DEFAULT_BACKOFF, Backoff
 
-__all__ = ["Decision", "Policy", "printable", "short_error", "to_json", "traceback_text"]
+__all__ = [
+    "Decision",
+    "Policy",
+    "error_data",
+    "printable",
+    "short_error",
+    "to_json",
+    "traceback_text",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +79,18 @@ def failure(
     """An attempt that failed: retry with backoff, or fail when attempts are exhausted."""
     attempt_no = claimed.attempt + 1
     message = printable(error) if error else short_error(exc)
-    data: dict[str, Any] = {"attempt": attempt_no, "error": message}
-    if not isinstance(exc, Fail | Retry):
-        data["traceback"] = traceback_text(exc)
-    if terminal or attempt_no >= _max_attempts(claimed, spec):
+    maximum = _max_attempts(claimed, spec)
+    data: dict[str, Any] = {
+        "attempt": attempt_no,
+        "max_attempts": maximum,  # the executor's may differ from the row's column
+        "error": message,
+        **error_data(exc),
+        # who ran this attempt and since when: the attempts table of `workfleet inspect` has
+        # them even when the leased/started events are not written (WORKFLEET_RUN_EVENTS)
+        "worker_id": policy.worker_id,
+        "started_at": claimed.claimed_at.isoformat(),
+    }
+    if terminal or attempt_no >= maximum:
         kind = Outcome.TIMED_OUT if outcome is Outcome.TIMED_OUT else Outcome.FAILED
         return Decision(kind, Completion.failed(claimed.lease, message, data))
     backoff = (spec.backoff if spec and spec.backoff else None) or policy.backoff

@@ -25,7 +25,9 @@ import contextlib
 import random
 import time
 import uuid
+from datetime import UTC, datetime, timedelta
 from functools import partial
+from typing import Any
 
 from workfleet.discovery import ExecutorRegistry
 from workfleet.errors import StoreError
@@ -241,9 +243,11 @@ class Producer:
             execution.log.warning("outcome not written: the lease was lost")
         if self._throttled and self.free_slots() > 0:
             self.wake("slot")
-        self._finish(execution, outcome)
+        self._finish(execution, outcome, completion if applied else None)
 
-    def _finish(self, execution: Execution, outcome: Outcome) -> None:
+    def _finish(
+        self, execution: Execution, outcome: Outcome, completion: Completion | None = None
+    ) -> None:
         self.executions.pop(execution.id, None)
         execution.release()
         seconds = time.monotonic() - execution.started
@@ -258,7 +262,9 @@ class Producer:
         elif outcome in (Outcome.SNOOZED, Outcome.RELEASED, Outcome.CANCELLED):
             self.log.info(f"run {outcome}", seconds=round(seconds, 3))
         else:
-            self.log.warning(f"run {outcome}", seconds=round(seconds, 3))
+            self.log.warning(
+                f"run {outcome}", seconds=round(seconds, 3), **_failure_fields(completion)
+            )
 
     def _slot_freed(self) -> None:
         self.active -= 1
@@ -309,3 +315,21 @@ class Producer:
                 self._submit(execution, Decision(Outcome.RELEASED, release))
                 self.executions.pop(execution.id, None)
         return len(leftover)
+
+
+def _failure_fields(completion: Completion | None) -> dict[str, Any]:
+    """What a failed or retried run's log line says: the error, and when it is tried next."""
+    if completion is None or completion.error is None:
+        return {}
+    data = completion.event_data
+    fields: dict[str, Any] = {"error": completion.error}
+    for key in ("error_type", "traceback"):
+        if key in data:
+            fields[key] = data[key]
+    if completion.status is RunStatus.PENDING and completion.delay is not None:
+        # the database computes run_at from its own clock; this one is near enough to read
+        fields["retry_in_seconds"] = round(completion.delay, 3)
+        fields["next_try_at"] = (datetime.now(UTC) + timedelta(seconds=completion.delay)).isoformat(
+            timespec="seconds"
+        )
+    return fields

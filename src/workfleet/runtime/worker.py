@@ -9,6 +9,7 @@ their leases released; the process then exits 0. A second signal skips the drain
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import os
 import signal
@@ -75,6 +76,8 @@ class Worker:
         self.watchdog = LoopWatchdog()
         self.engine: Engine | None = None
         self.store: PgStore | None = None
+        self._pool: AsyncConnectionPool[Any] | None = None
+        self._recheck: asyncio.Task[None] | None = None
         self.listener: Listener | None = None
         self.http: HttpServer | None = None
         self._stop = asyncio.Event()
@@ -122,7 +125,9 @@ class Worker:
             max_size=s.pool_max_size or default_pool_size(self.loops, self.discovery.registry),
             connect_timeout=s.connect_timeout,
         )
+        self._pool = pool
         tasks: list[asyncio.Task[Any]] = []
+        registered: PgMaintenance | None = None
         try:
             async with pool.connection() as conn:
                 await require_schema(conn, self.resolved.schema)
@@ -143,12 +148,10 @@ class Worker:
                 ]
             )
             await maintenance.register_worker(
-                s.worker_id,
-                socket.gethostname(),
-                os.getpid(),
-                __version__,
-                [str(p) for p in self.discovery.registry.patterns],
+                s.worker_id, socket.gethostname(), os.getpid(), __version__, self.served()
             )
+            # a start that fails from here on must not leave this worker listed as live
+            registered = maintenance
             workflows = PgWorkflowStore(pool, self.resolved.schema)
             engine = Engine(
                 store, self.discovery.registry, s.runtime, self.observer, self.log, workflows
@@ -156,21 +159,13 @@ class Worker:
             self.engine = engine
             for lp in engine.loops:
                 self.observer.in_flight(lp.name, 0, lp.concurrency)
-            side_stop = asyncio.Event()
-            tasks.extend(self._side_tasks(engine, store, maintenance, schedules, side_stop))
-            self.health.db_ok = lambda: self._db.ok
+            self.health.db_ok = lambda: self._db.ready
             self.health.listener_ok = lambda: self.listener is None or self.listener.connected
             self.health.alive = self._alive
-            if s.http_enabled:
-                self.http = HttpServer(self.registry, self.health, s.http_host, s.http_port)
-                try:
-                    await self.http.start()
-                except OSError as exc:
-                    self.http = None
-                    raise ConfigError(
-                        f"cannot serve /metrics on {s.http_host}:{s.http_port}: {exc.strerror}",
-                        env_var="WORKFLEET_HTTP_PORT",
-                    ) from None
+            # before the side tasks: a port that is taken stops the start with nothing to undo
+            await self._serve_http()
+            side_stop = asyncio.Event()
+            tasks.extend(self._side_tasks(engine, store, maintenance, schedules, side_stop))
             # Everything alive now (modules, plugins, pool, engine) lives as long as the process:
             # keep it out of the cyclic collector's scans. Measured on a no-op drain: the
             # collector's passes over these objects cost about 10 us of CPU per run.
@@ -191,6 +186,7 @@ class Worker:
             side_stop.set()
             if self.listener is not None:
                 self.listener.stop()
+            registered = None
             try:
                 await maintenance.remove_worker(s.worker_id)
             except StoreError as exc:
@@ -198,9 +194,49 @@ class Worker:
             self.log.info("worker stopped")
             return 0
         finally:
+            if registered is not None:
+                with contextlib.suppress(StoreError, TimeoutError):
+                    await asyncio.wait_for(registered.remove_worker(s.worker_id), 5)
             await self._close(pool, tasks)
 
+    async def _serve_http(self) -> None:
+        s = self.settings
+        if not s.http_enabled:
+            return
+        self.http = HttpServer(self.registry, self.health, s.http_host, s.http_port)
+        try:
+            await self.http.start()
+        except OSError as exc:
+            self.http = None
+            raise ConfigError(
+                f"cannot serve /metrics on {s.http_host}:{s.http_port}: {exc.strerror}",
+                env_var="WORKFLEET_HTTP_PORT",
+            ) from None
+
+    def served(self) -> list[str]:
+        """The patterns this worker's lease loops claim (each prefix intersected with the
+        executors), not every executor installed: `workfleet status` tells from them which
+        pending types no live worker serves."""
+        return sorted({str(p) for loop in self.loops for p in loop.patterns})
+
+    async def _recheck_pool(self, engine: Engine) -> None:
+        """After the listener reconnected: test every idle connection (the lanes' too), so the
+        pool replaces the dead ones before the loops claim again."""
+        try:
+            if self.store is not None:
+                await self.store.lanes.release_idle()
+            if self._pool is not None:
+                await self._pool.check()
+        except Exception as exc:  # noqa: BLE001 - readiness must come back whatever happened
+            self.log.warning("checking the pool after a reconnection failed", error=repr(exc))
+        finally:
+            self._db.checking = False
+            self._recheck = None
+        engine.wake_all()
+
     async def _close(self, pool: AsyncConnectionPool[Any], tasks: list[asyncio.Task[Any]]) -> None:
+        if self._recheck is not None:
+            tasks.append(self._recheck)
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -281,7 +317,14 @@ class Worker:
     def _make_listener(self, engine: Engine) -> Listener:
         def connected(reconnect: bool) -> None:
             self.observer.listener(True, reconnect)
-            engine.wake_all()
+            if reconnect and self._pool is not None and self._recheck is None:
+                # the server may have restarted: every pooled connection may be dead. Until
+                # they are tested, /readyz says not ready and the loops do not claim (a claim on
+                # a dead connection fails and backs off, seconds with a big pool)
+                self._db.checking = True
+                self._recheck = asyncio.create_task(self._recheck_pool(engine), name="recheck")
+            else:
+                engine.wake_all()
 
         return Listener(
             self.resolved.conninfo,
@@ -297,10 +340,16 @@ class Worker:
 
 
 class _DbHealth(NullObserver):
-    """Readiness input: the database answered the last claim."""
+    """Readiness input: the database answered the last claim, and the pool is not being
+    checked after a reconnection."""
 
     def __init__(self) -> None:
         self.ok = True
+        self.checking = False
+
+    @property
+    def ready(self) -> bool:
+        return self.ok and not self.checking
 
     def claimed(self, prefix: str, count: int, seconds: float) -> None:
         self.ok = True

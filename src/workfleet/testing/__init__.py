@@ -9,11 +9,15 @@ hand. The contract suite (``tests/contract``) runs the same assertions against b
     store = MemoryStore(clock)
     [run] = await store.enqueue_many([NewRun("billing.invoice.v1", {"invoice_id": "1"})])
     clock.advance(60)
+
+:func:`run_executor` runs one executor with a payload, as a worker would, and returns what it
+amounts to (:class:`ExecutorResult`), for a plugin's own tests.
 """
 
 from __future__ import annotations
 
 from workfleet.testing.clock import Clock, ManualClock, SystemClock
+from workfleet.testing.executors import ExecutorResult, run_executor
 from workfleet.testing.memory_store import MemoryStore
 from workfleet.testing.memory_workflows import MemoryWorkflowStore
 from workfleet.testing.observer import RecordingObserver
@@ -22,6 +26,7 @@ from workfleet.testing.rows import RegistryRow
 
 __all__ = [
     "Clock",
+    "ExecutorResult",
     "ManualClock",
     "MemoryStore",
     "MemoryWorkflowStore",
@@ -29,4 +34,5 @@ __all__ = [
     "RegistryRow",
     "SystemClock",
     "like",
+    "run_executor",
 ]
