@@ -25,14 +25,15 @@ EXPECTED_EVENTS = ["created", "leased", "started", "retried", "leased", "started
     ("first_sleep_ms", "late_write"),
     [
         # resumed before its executor finished: the overdue heartbeat finds the lease gone
-        (6000, "lease lost; stopping the run"),
-        # resumed after: the executor returns at once and its outcome write is fenced off
-        (800, "outcome not written: the lease was lost"),
+        (6000, ("lease lost; stopping the run",)),
+        # resumed after: the executor returns at once and its outcome write is fenced off; on
+        # a loaded machine the overdue heartbeat's timer may fire first (fenced off too)
+        (800, ("outcome not written: the lease was lost", "lease lost; stopping the run")),
     ],
     ids=["heartbeat-first", "outcome-first"],
 )
 async def test_frozen_worker_resumes_and_writes_nothing(
-    pg_dsn: str, schema: str, tmp_path: Path, first_sleep_ms: int, late_write: str
+    pg_dsn: str, schema: str, tmp_path: Path, first_sleep_ms: int, late_write: tuple[str, ...]
 ) -> None:
     common = {
         "WORKFLEET_PREFIXES": "chaos.a.%=10",
@@ -85,7 +86,7 @@ async def test_frozen_worker_resumes_and_writes_nothing(
         assert events == EXPECTED_EVENTS, events
         assert lessees == ["stale", "fresh"]
         assert (attempt, worker) == (1, "fresh"), "the stale worker changed the row"
-    assert late_write in stale_log, "the resumed worker did not take the expected path"
+    assert any(w in stale_log for w in late_write), "the resumed worker took no fenced path"
 
 
 async def _leased_by(dsn: str, schema: str, worker: str, count: int) -> bool:
