@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from workfleet import __version__
-from workfleet.cli import commands, dev, schedules
+from workfleet.cli import api, commands, dev, schedules
 from workfleet.cli.options import EXIT, common, fail, worker_options
 from workfleet.errors import (
     ConfigError,
@@ -141,6 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("check", commands.check, "check configuration, connectivity and schema version")
 
     schedules.add_parser(sub)
+    api.add_parser(sub)
     return parser
 
 
