@@ -103,7 +103,9 @@ async def test_list_filters(client: httpx.AsyncClient, run_sql: Any) -> None:
     a = await create(client, type="billing.invoice.v1", payload={"customer": "c1", "n": 1})
     b = await create(client, type="billing.refund.v1", payload={"customer": "c2"})
     c = await create(client, type="media.video.v1", payload={"customer": "c1"}, idempotency_key="m")
-    await run_sql("UPDATE workflow_run SET created_at = now() - interval '1 hour' WHERE id = %s", [a])
+    await run_sql(
+        "UPDATE workflow_run SET created_at = now() - interval '1 hour' WHERE id = %s", [a]
+    )
     await client.delete(f"/api/v1/workflows/{b}", headers=ADMIN)
 
     assert await _ids(client) == [c, b, a]
@@ -151,7 +153,7 @@ async def test_offset_and_cursor_pages(client: httpx.AsyncClient) -> None:
         {"offset": 0, "cursor": "x"},
         {"status": "sleeping"},
         {"payload": "{not json"},
-        {"type": "a%b%"},
+        {"type": "   "},
         {"created_after": "yesterday"},
     ],
 )

@@ -15,14 +15,13 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from workfleet import __version__
 from workfleet.api import problems
 from workfleet.api.auth import Keys
+from workfleet.api.deps import API_PREFIX
 from workfleet.api.middleware import AccessLog, BodyLimit
 from workfleet.api.routes import ROUTERS
 from workfleet.api.schemas import Health
 from workfleet.errors import StoreError
 from workfleet.operations import Operations
 from workfleet.settings import ApiSettings
-
-API_PREFIX = "/api/v1"
 
 
 def create_app(ops: Operations, settings: ApiSettings, *, console: bool = True) -> FastAPI:
@@ -64,7 +63,7 @@ def create_app(ops: Operations, settings: ApiSettings, *, console: bool = True) 
         )
     app.add_api_route("/livez", livez, methods=["GET"], tags=["health"])
     for router in ROUTERS:
-        app.include_router(router, prefix=API_PREFIX)
+        app.include_router(router)
     if console:
         from workfleet.api.console import mount_console
 

@@ -18,6 +18,10 @@ from workfleet.patterns import TypePattern
 from workfleet.settings import ApiSettings
 from workfleet.store import RunQuery
 
+# Every REST route lives under this prefix; routers name it in full, so a route's template (the
+# access log's ``route``) is the whole path.
+API_PREFIX = "/api/v1"
+
 
 def _ops(request: Request) -> Operations:
     ops: Operations = request.app.state.ops

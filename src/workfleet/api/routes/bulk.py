@@ -7,12 +7,12 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from workfleet.api.auth import Admin
-from workfleet.api.deps import Ops, run_query
+from workfleet.api.deps import API_PREFIX, Ops, run_query
 from workfleet.api.problems import Problem
 from workfleet.api.schemas import BulkReport, BulkRequest, check_json
 from workfleet.operations import BulkAction
 
-router = APIRouter(prefix="/bulk", tags=["bulk"])
+router = APIRouter(prefix=f"{API_PREFIX}/bulk", tags=["bulk"])
 
 
 async def _bulk(action: BulkAction, body: BulkRequest, ops: Ops) -> BulkReport:

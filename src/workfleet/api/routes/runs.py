@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from workfleet.api.auth import Admin, Reader
-from workfleet.api.deps import Ops, Settings, payload_filter, run_id, run_query
+from workfleet.api.deps import API_PREFIX, Ops, Settings, payload_filter, run_id, run_query
 from workfleet.api.problems import Problem
 from workfleet.api.schemas import (
     ActionDone,
@@ -30,7 +30,7 @@ from workfleet.api.schemas import (
 from workfleet.models import MAX_TYPE_BYTES, NewRun, RunStatus
 from workfleet.operations import ActionResult, Reason
 
-router = APIRouter(prefix="/workflows", tags=["workflows"])
+router = APIRouter(prefix=f"{API_PREFIX}/workflows", tags=["workflows"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "no or an invalid API key"},

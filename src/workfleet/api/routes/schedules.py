@@ -10,12 +10,12 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from workfleet.api.auth import Admin, Reader
-from workfleet.api.deps import Ops
+from workfleet.api.deps import API_PREFIX, Ops
 from workfleet.api.problems import Problem
 from workfleet.api.schemas import Created, CreateSchedule, Schedule, ScheduleList, check_json
 from workfleet.operations import Reason, ScheduleResult
 
-router = APIRouter(prefix="/schedules", tags=["schedules"])
+router = APIRouter(prefix=f"{API_PREFIX}/schedules", tags=["schedules"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {404: {"description": "no such schedule"}}
 

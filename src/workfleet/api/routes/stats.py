@@ -9,11 +9,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from workfleet.api.auth import Reader
-from workfleet.api.deps import Ops, Settings, patterns
+from workfleet.api.deps import API_PREFIX, Ops, Settings, patterns
 from workfleet.api.problems import Problem
 from workfleet.api.schemas import Stats, StatsReport
 
-router = APIRouter(prefix="/stats", tags=["stats"])
+router = APIRouter(prefix=f"{API_PREFIX}/stats", tags=["stats"])
 
 
 @router.get("", response_model=StatsReport, summary="Per-prefix queue stats")
