@@ -57,6 +57,7 @@ async def connected(settings: Settings) -> AsyncIterator[Connected]:
             runs=store,
             status=PgStatus(pool, schema),
             schedules=PgSchedules(pool, schema),
+            batches=store,
         )
         yield Connected(ops, schema)
     finally:
