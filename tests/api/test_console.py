@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 
-from tests.api.conftest import ADMIN_KEY, READ_KEY, create
+from tests.api.conftest import ADMIN, ADMIN_KEY, READ_KEY, create
 from workfleet.db.store import PgStore
 from workfleet.models import Completion, RegistryEntry
 from workfleet.store import ClaimFilter
@@ -137,3 +137,19 @@ async def test_bulk_redrive_shows_a_dry_run_then_acts(
     assert done.status_code == 303 and "Redrove%203" in done.headers["location"]
     assert {r.status for r in [await pg_store.get(c.id) for c in claimed] if r} == {"pending"}
     assert len(ids) == 3
+
+
+async def test_pause_and_resume_a_schedule(client: httpx.AsyncClient) -> None:
+    created = await client.post(
+        "/api/v1/schedules", json={"type": "s.v1", "schedule": "@hourly"}, headers=ADMIN
+    )
+    sid = created.json()["id"]
+    await _sign_in(client, ADMIN_KEY)
+    page = (await client.get("/ui/schedules")).text
+    assert f"/ui/schedules/{sid}/pause" in page
+    done = await client.post(f"/ui/schedules/{sid}/pause", data={"csrf": _csrf(page)})
+    assert done.status_code == 303
+    after = (await client.get(done.headers["location"])).text
+    assert "Schedule paused." in after and f"/ui/schedules/{sid}/resume" in after
+    stale = await client.post(f"/ui/schedules/{sid}/resume", data={"csrf": "stale"})
+    assert stale.status_code == 403

@@ -126,18 +126,20 @@ async def bulk_redrive(request: Request) -> Response:
     who = web.require_admin(request, form)
     ops = web.ops(request)
     by_filter = form.get("scope") == "filter"
+    # back to the list as it was filtered (the filter travels in the form's query string)
+    back = "/ui/failed" + (f"?{request.url.query}" if request.url.query else "")
     ids: list[uuid.UUID] | None = None
     query = None
     filters = None
     if by_filter:
         filters = Filters(request)  # the filter travels in the query string of the form
         if filters.errors:
-            return web.back_to("/ui/failed", "; ".join(filters.errors), bad=True)
+            return web.back_to(back, "; ".join(filters.errors), bad=True)
         query = filters.query
     else:
         ids = [i for i in (_run_id(str(t)) for t in form.get("ids") or []) if i is not None]
         if not ids:
-            return web.back_to("/ui/failed", "Select runs to redrive first.", bad=True)
+            return web.back_to(back, "Select runs to redrive first.", bad=True)
         ids = ids[:MAX_BULK]
     result = await ops.bulk(
         BulkAction.REDRIVE, ids=ids, query=query, dry_run=form.get("confirm") != "yes"
@@ -151,13 +153,14 @@ async def bulk_redrive(request: Request) -> Response:
             by_filter=by_filter,
             filters=filters,
             ids=[str(i) for i in result.selected],
+            query=request.url.query,
         )
     message = f"Redrove {len(result.done)} failed run(s)."
     if result.skipped:
         message += f" {len(result.skipped)} skipped (no longer failed)."
     if result.truncated:
         message += f" More match the filter: run it again for the next {MAX_BULK}."
-    return web.back_to("/ui/failed", message)
+    return web.back_to(back, message)
 
 
 # --- schedules -----------------------------------------------------------------------------
