@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test chaos lint bench format clean
+.PHONY: run test chaos lint bench bench-api format clean
 
 $(STAMP): pyproject.toml plugins/workfleet-examples/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(STAMP)
 ## bench: the benchmark suite W1-W6 beside pgqueuer and the raw-SQL ceiling (prints a table)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+## bench-api: the REST API and console with 1,000,000 runs (p50/p99 per page, POST req/s)
+bench-api: $(STAMP)
+	$(BIN)/python -m benchmarks.api
 
 format: $(STAMP)
 	$(BIN)/ruff format .

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -139,6 +140,7 @@ async def test_offset_and_cursor_pages(client: httpx.AsyncClient) -> None:
         cursor = page["next_cursor"]
         if cursor is None:
             break
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", cursor), "travels in a URL unescaped"
     assert seen == newest_first
 
 
@@ -149,7 +151,7 @@ async def test_offset_and_cursor_pages(client: httpx.AsyncClient) -> None:
         {"limit": 1001},
         {"offset": -1},
         {"offset": 10_001},
-        {"cursor": "garbage"},
+        {"cursor": "garbage!"},
         {"offset": 0, "cursor": "x"},
         {"status": "sleeping"},
         {"payload": "{not json"},

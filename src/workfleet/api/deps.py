@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from datetime import datetime
@@ -16,7 +17,7 @@ from workfleet.models import RunStatus
 from workfleet.operations import Operations
 from workfleet.patterns import TypePattern
 from workfleet.settings import ApiSettings
-from workfleet.store import RunQuery
+from workfleet.store import RunCursor, RunQuery
 
 # Every REST route lives under this prefix; routers name it in full, so a route's template (the
 # access log's ``route``) is the whole path.
@@ -35,6 +36,20 @@ def _settings(request: Request) -> ApiSettings:
 
 Ops = Annotated[Operations, Depends(_ops)]
 Settings = Annotated[ApiSettings, Depends(_settings)]
+
+
+def encode_cursor(cursor: RunCursor) -> str:
+    """The API's page cursor: :meth:`RunCursor.encode` in URL-safe base64, so it travels in a
+    query string unescaped (the plain form holds ``+`` and ``:``)."""
+    return base64.urlsafe_b64encode(cursor.encode().encode()).decode().rstrip("=")
+
+
+def decode_cursor(text: str, field: str = "query.cursor") -> RunCursor:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode()
+        return RunCursor.decode(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise Problem(422, f"{field}: not a page cursor", field=field) from None
 
 
 def run_id(text: str, field: str = "path.id") -> uuid.UUID:

@@ -14,7 +14,16 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
 
 from workfleet.api.auth import Admin, Reader
-from workfleet.api.deps import API_PREFIX, Ops, Settings, payload_filter, run_id, run_query
+from workfleet.api.deps import (
+    API_PREFIX,
+    Ops,
+    Settings,
+    decode_cursor,
+    encode_cursor,
+    payload_filter,
+    run_id,
+    run_query,
+)
 from workfleet.api.problems import Problem
 from workfleet.api.schemas import (
     ActionDone,
@@ -133,14 +142,12 @@ async def list_runs(
         runs = [] if found is None or offset else [Run.of(found)]
         return RunList(workflows=runs, limit=limit, offset=offset)
     if cursor is not None or offset is None:
-        try:
-            page = await ops.list_runs(query, limit=limit, after=cursor)
-        except ValueError as exc:
-            raise Problem(422, str(exc), field="query.cursor") from None
+        after = None if cursor is None else decode_cursor(cursor)
+        page = await ops.list_runs(query, limit=limit, after=after)
         return RunList(
             workflows=[Run.of(r) for r in page.runs],
             limit=limit,
-            next_cursor=None if page.next is None else page.next.encode(),
+            next_cursor=None if page.next is None else encode_cursor(page.next),
         )
     records = await ops.list_offset(query, limit=limit, offset=offset)
     return RunList(workflows=[Run.of(r) for r in records], limit=limit, offset=offset)
