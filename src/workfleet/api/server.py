@@ -68,6 +68,8 @@ async def serve(settings: Settings) -> int:
             server_header=False,
             proxy_headers=True,
             lifespan="off",
+            # on SIGTERM, open requests get this long; event streams are cut after it
+            timeout_graceful_shutdown=10,
         )
         server = uvicorn.Server(config)
         log.info(
