@@ -75,15 +75,16 @@ class PgStats(QueryStore):
     async def prefix_stats(
         self, patterns: Sequence[TypePattern], *, window_seconds: float, cap: int
     ) -> list[PrefixStats]:
-        if not patterns:
-            return []
-        params = {
-            "names": [str(p) for p in patterns],
-            "likes": [p.like() for p in patterns],
-            "window": window_seconds,
-            "cap": cap,
-        }
-        rows = await self._fetch("prefix_stats", params)
+        rows = []
+        # one statement per pattern: see prefix_stats in sql/batches.sql
+        for pattern in sorted(set(patterns), key=str):
+            params = {
+                "name": str(pattern),
+                "like": pattern.like(),
+                "window": window_seconds,
+                "cap": cap,
+            }
+            rows += await self._fetch("prefix_stats", params)
         return [
             PrefixStats(
                 prefix=r["prefix"],
