@@ -133,3 +133,19 @@ def test_the_api_environment_parses_as_settings(monkeypatch: pytest.MonkeyPatch)
     assert settings.api.port == 8080 and settings.api.max_body_bytes == 1_048_576
     assert settings.api.secure_cookies is True and settings.api.pool_max_size == 10
     assert [k.name for k in settings.api.keys] == ["ops"]
+
+
+def test_the_network_policy_lets_the_api_be_reached() -> None:
+    values = _api_values()
+    peer = [{"namespaceSelector": {"matchLabels": {"name": "ingress-nginx"}}}]
+    values["networkPolicy"] = {
+        "enabled": True,
+        "postgres": {"cidrs": ["10.0.0.0/24"]},
+        "apiFrom": peer,
+    }
+    [policy] = [d for d in render(values, "content") if d["kind"] == "NetworkPolicy"]
+    rules = policy["spec"]["ingress"]
+    assert {"ports": [{"port": "http", "protocol": "TCP"}], "from": peer} in rules
+    without = ci_values("minimal") | {"networkPolicy": values["networkPolicy"]}
+    [closed] = [d for d in render(without, "content") if d["kind"] == "NetworkPolicy"]
+    assert all(r["ports"][0]["port"] == "metrics" for r in closed["spec"]["ingress"])
