@@ -56,34 +56,40 @@ SELECT r.id, (SELECT count(*) FROM wake) AS notified FROM redriven r;
 -- one bound constant per statement (never a joined column), so the planner turns the LIKE into
 -- a range on the text_pattern_ops index (pending rows) or scans the finished index for the
 -- last %(window)s seconds only: with 1,000,000 runs, a joined pattern read the table per count.
-SELECT %(name)s::text AS prefix,
-       (SELECT count(*) FROM (
-            SELECT 1 FROM {schema}.workflow_run r
-            WHERE r.status = 'pending' AND r.deleted_at IS NULL AND r.type LIKE %(like)s
-            LIMIT %(cap)s) c) AS pending,
-       (SELECT count(*) FROM (
-            SELECT 1 FROM {schema}.workflow_run r
-            WHERE r.status = 'pending' AND r.deleted_at IS NULL AND r.type LIKE %(like)s
-              AND r.run_at <= now()
-            LIMIT %(cap)s) c) AS due,
-       (SELECT count(*) FROM (
-            SELECT 1 FROM {schema}.workflow_run r
-            WHERE r.status = 'leased' AND r.type LIKE %(like)s
-            LIMIT %(cap)s) c) AS leased,
-       (SELECT coalesce(extract(epoch FROM now() - min(r.run_at)), 0)::float8
+SELECT s.*,
+       -- only when something is due: the oldest due run is found through the claim index in
+       -- run_at order, which reads every pending row when none of this pattern's is due
+       CASE WHEN s.due = 0 THEN 0.0 ELSE (
+            SELECT coalesce(extract(epoch FROM now() - min(r.run_at)), 0)::float8
             FROM {schema}.workflow_run r
             WHERE r.status = 'pending' AND r.deleted_at IS NULL AND r.type LIKE %(like)s
-              AND r.run_at <= now() AND isfinite(r.run_at)) AS oldest_pending_age_seconds,
-       (SELECT count(*) FROM (
-            SELECT 1 FROM {schema}.workflow_run r
-            WHERE r.status = 'succeeded' AND r.type LIKE %(like)s
-              AND r.updated_at >= now() - make_interval(secs => %(window)s)
-            LIMIT %(cap)s) c) AS succeeded_recent,
-       (SELECT count(*) FROM (
-            SELECT 1 FROM {schema}.workflow_run r
-            WHERE r.status = 'failed' AND r.type LIKE %(like)s
-              AND r.updated_at >= now() - make_interval(secs => %(window)s)
-            LIMIT %(cap)s) c) AS failed_recent;
+              AND r.run_at <= now() AND isfinite(r.run_at)) END AS oldest_pending_age_seconds
+FROM (
+    SELECT %(name)s::text AS prefix,
+           (SELECT count(*) FROM (
+                SELECT 1 FROM {schema}.workflow_run r
+                WHERE r.status = 'pending' AND r.deleted_at IS NULL AND r.type LIKE %(like)s
+                LIMIT %(cap)s) c) AS pending,
+           (SELECT count(*) FROM (
+                SELECT 1 FROM {schema}.workflow_run r
+                WHERE r.status = 'pending' AND r.deleted_at IS NULL AND r.type LIKE %(like)s
+                  AND r.run_at <= now()
+                LIMIT %(cap)s) c) AS due,
+           (SELECT count(*) FROM (
+                SELECT 1 FROM {schema}.workflow_run r
+                WHERE r.status = 'leased' AND r.type LIKE %(like)s
+                LIMIT %(cap)s) c) AS leased,
+           (SELECT count(*) FROM (
+                SELECT 1 FROM {schema}.workflow_run r
+                WHERE r.status = 'succeeded' AND r.type LIKE %(like)s
+                  AND r.updated_at >= now() - make_interval(secs => %(window)s)
+                LIMIT %(cap)s) c) AS succeeded_recent,
+           (SELECT count(*) FROM (
+                SELECT 1 FROM {schema}.workflow_run r
+                WHERE r.status = 'failed' AND r.type LIKE %(like)s
+                  AND r.updated_at >= now() - make_interval(secs => %(window)s)
+                LIMIT %(cap)s) c) AS failed_recent
+) s;
 
 -- name: type_prefixes
 -- The distinct first segments of the registered types ('billing' of 'billing.invoice.v1'): the
