@@ -1,5 +1,5 @@
-"""What a user can ask of workfleet, in one façade over the ports: the CLI uses it, and so will
-the REST API.
+"""What a user can ask of workfleet, in one façade over the ports: the CLI and the REST API use
+it.
 
 :class:`Operations` speaks only through the ports of :mod:`workfleet.store` (never SQL, never a
 driver: an import-linter contract keeps it so), and answers in types rather than words:
@@ -27,10 +27,14 @@ from workfleet.checkpoints import ChildState, StepRecord, WaitRecord, WorkflowAd
 from workfleet.encoding import check_text_value, to_json
 from workfleet.errors import InvalidRequestError, StoreDataError
 from workfleet.models import Enqueued, Event, NewRun, RunRecord, RunStatus, check_new_run
+from workfleet.patterns import TypePattern
 from workfleet.schedule import validate_cron, validate_timezone
 from workfleet.store import (
+    MAX_BULK,
     MAX_PAGE,
     CappedCount,
+    PrefixStats,
+    RunBatches,
     RunCursor,
     RunOperations,
     RunPage,
@@ -39,6 +43,7 @@ from workfleet.store import (
     RunReads,
     ScheduleAdmin,
     ScheduleRecord,
+    StatsReads,
     StatusReads,
     StatusSummary,
 )
@@ -121,6 +126,31 @@ class SignalResult:
     duplicate: bool = False
 
 
+class BulkAction(enum.StrEnum):
+    CANCEL = "cancel"
+    REDRIVE = "redrive"
+
+
+@dataclass(frozen=True, slots=True)
+class BulkResult:
+    """What a bulk action selected and did, newest run first.
+
+    ``selected`` are the runs the ids or the filter chose that the action applies to (by
+    status); ``done`` those it changed (in a dry run, none); ``skipped`` the given ids it did
+    not select (missing, deleted, or in a status the action does not apply to) or, acting,
+    found changed since; ``truncated``: the filter selects more than ``limit`` runs, and only
+    the newest ``limit`` were taken (run it again for the rest).
+    """
+
+    action: BulkAction
+    dry_run: bool
+    selected: list[uuid.UUID]
+    done: list[uuid.UUID]
+    skipped: list[uuid.UUID]
+    truncated: bool
+    limit: int
+
+
 def parse_id(text: str, what: str = "run") -> uuid.UUID:
     """A run or schedule id from user input; :class:`InvalidRequestError` when it is no UUID."""
     try:
@@ -141,9 +171,13 @@ class Operations:
         status: StatusReads,
         schedules: ScheduleAdmin,
         workflows: WorkflowAdmin | None = None,
+        batches: RunBatches | None = None,
+        stats: StatsReads | None = None,
     ) -> None:
         self.workflows = workflows
         self.queue = queue
+        self.batches = batches
+        self.stats_reads = stats
         self.reads = reads
         self.runs = runs
         self.status_reads = status
@@ -273,6 +307,113 @@ class Operations:
         if record.deleted_at is not None and reason is Reason.NOT_REDRIVABLE:
             reason = Reason.DELETED
         return ActionResult(run_id, False, reason, record.status)
+
+    # --- bulk actions and offset pages --------------------------------------------------------
+
+    def _batches(self) -> RunBatches:
+        if self.batches is None:
+            raise TypeError("Operations was built without batches (a RunBatches port)")
+        return self.batches
+
+    async def list_offset(
+        self, query: RunQuery | None = None, *, limit: int = 50, offset: int = 0
+    ) -> list[RunRecord]:
+        """An offset page of runs, newest first (simple-workflow's paging); ``offset`` is
+        bounded (deep pages read and discard every row they skip: use a cursor)."""
+        from_ids = self._batches()
+        if not 1 <= limit <= MAX_PAGE:
+            raise InvalidRequestError(f"limit must be between 1 and {MAX_PAGE}")
+        try:
+            ids = await from_ids.match_ids(query or RunQuery(), limit=limit, offset=offset)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from None
+        return await from_ids.get_many(ids)
+
+    async def find_by_key(self, key: str, query: RunQuery | None = None) -> RunRecord | None:
+        """The run holding idempotency key ``key`` if ``query`` selects it, else None."""
+        batches = self._batches()
+        found = await batches.id_for_key(key)
+        if found is None:
+            return None
+        narrowed = query is not None and query != RunQuery()
+        if narrowed and not await batches.match_ids(query or RunQuery(), ids=[found], limit=1):
+            return None
+        return await self.reads.get(found)
+
+    async def bulk(
+        self,
+        action: BulkAction,
+        *,
+        ids: Sequence[uuid.UUID] | None = None,
+        query: RunQuery | None = None,
+        limit: int = MAX_BULK,
+        dry_run: bool = False,
+    ) -> BulkResult:
+        """Cancel or redrive the runs chosen by ``ids`` or by ``query`` (exactly one), at most
+        ``limit`` of them, newest first; ``dry_run`` selects without changing anything.
+
+        Only runs in a status the action applies to are selected (cancel: pending or leased;
+        redrive: failed), so a filter on other statuses selects nothing.
+        """
+        batches = self._batches()
+        if (ids is None) == (query is None):
+            raise InvalidRequestError("give either ids or a filter, not both and not neither")
+        if not 1 <= limit <= MAX_BULK:
+            raise InvalidRequestError(f"limit must be between 1 and {MAX_BULK}")
+        if ids is not None and len(set(ids)) > limit:
+            raise InvalidRequestError(f"at most {limit} ids in one bulk action")
+        applies = CANCELLABLE if action is BulkAction.CANCEL else REDRIVABLE
+        base = query or RunQuery()
+        wanted = tuple(s for s in (base.statuses or applies) if s in applies)
+        selected: list[uuid.UUID] = []
+        truncated = False
+        if wanted:
+            narrowed = RunQuery(
+                statuses=wanted,
+                types=base.types,
+                since=base.since,
+                until=base.until,
+                payload=base.payload,
+                error=base.error,
+            )
+            unique = None if ids is None else list(dict.fromkeys(ids))
+            # one more than the limit tells whether the filter selects more
+            found = await batches.match_ids(narrowed, ids=unique, limit=limit + 1)
+            truncated = len(found) > limit
+            selected = found[:limit]
+        done: list[uuid.UUID] = []
+        if selected and not dry_run:
+            if action is BulkAction.CANCEL:
+                changed = set(await batches.cancel_many(selected))
+            else:
+                changed = set(await batches.redrive_many(selected, REDRIVABLE))
+            done = [i for i in selected if i in changed]
+        chosen = set(done if not dry_run else selected)
+        given = list(dict.fromkeys(ids)) if ids is not None else selected
+        skipped = [i for i in given if i not in chosen]
+        return BulkResult(action, dry_run, selected, done, skipped, truncated, limit)
+
+    # --- stats ------------------------------------------------------------------------------
+
+    async def stats(
+        self,
+        prefixes: Sequence[TypePattern] = (),
+        *,
+        window_seconds: float = 300.0,
+        cap: int = 10_000,
+    ) -> list[PrefixStats]:
+        """Depth and recent rates per type pattern; with none given, one per registered
+        type family (``billing.%`` for ``billing.invoice.v1``)."""
+        if self.stats_reads is None:
+            raise TypeError("Operations was built without stats (a StatsReads port)")
+        patterns = list(prefixes)
+        if not patterns:
+            for family in await self.stats_reads.known_prefixes():
+                try:
+                    patterns.append(TypePattern.parse(f"{family}.%"))
+                except ValueError:  # another tool registered a name no pattern can express
+                    continue
+        return await self.stats_reads.prefix_stats(patterns, window_seconds=window_seconds, cap=cap)
 
     # --- status -----------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ CLI turns into exit code 2.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 import socket
@@ -249,6 +250,94 @@ class LogSettings(BaseModel):
         return value.upper() if isinstance(value, str) else value
 
 
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+class ApiKey(BaseModel):
+    """One API key as configuration holds it: a name for the logs, the SHA-256 of the key (hex,
+    never the key itself) and its scope (``read``: GET routes only; ``admin``: everything)."""
+
+    model_config = _FROZEN
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.@-]+$")
+    sha256: str
+    scope: Literal["read", "admin"] = "read"
+
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _hex(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower().removeprefix("sha256:")
+            if not _SHA256.match(value):
+                raise ValueError("must be the 64 hex digits of the key's SHA-256")
+        return value
+
+    @classmethod
+    def parse(cls, text: str) -> ApiKey:
+        """``name:scope:sha256hex`` (the compact form of ``WORKFLEET_API__KEYS``)."""
+        parts = text.strip().split(":")
+        if len(parts) != 3:
+            raise ValueError(
+                f"API key entries look like name:scope:sha256hex, got {len(parts)} parts"
+            )
+        name, scope, digest = parts
+        return cls(name=name, scope=scope, sha256=digest)
+
+
+class ApiSettings(BaseModel):
+    """The REST API and console process (``workfleet api``); ``WORKFLEET_API__*``."""
+
+    model_config = _FROZEN
+
+    host: str = "0.0.0.0"  # noqa: S104 - the API in a pod listens on all interfaces
+    port: int = Field(default=8080, ge=0, le=65535)
+    # Keys as a JSON list of {name, sha256, scope} or 'name:scope:sha256hex,...'; from a Secret.
+    keys: Annotated[list[ApiKey], NoDecode] = Field(default_factory=list)
+    # The largest request body accepted (bytes); larger ones are answered 413.
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, le=256 * 1_048_576)
+    # Type patterns POST /workflows accepts ('billing.%'); empty: any valid type.
+    allowed_types: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    pool_max_size: int = Field(default=10, ge=1, le=1000)
+    # Counts on pages and in /stats stop here (never an unbounded count(*)).
+    count_cap: int = Field(default=10_000, ge=1, le=10_000_000)
+    # The window /stats reports recent successes and failures over.
+    stats_window_seconds: float = Field(default=300.0, gt=0, le=86_400)
+    # Signs the console's session cookie; default: derived from the configured keys' hashes.
+    session_secret: SecretStr | None = None
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    # Mark the console's cookie Secure (serve the console over HTTPS, e.g. behind an Ingress).
+    secure_cookies: bool = False
+    # How often an event stream looks for new events, and how long one stream lasts before the
+    # client reconnects with Last-Event-ID.
+    events_poll_seconds: float = Field(default=1.0, gt=0, le=60)
+    events_stream_seconds: float = Field(default=300.0, gt=0, le=3600)
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [ApiKey.parse(part) for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("allowed_types", mode="before")
+    @classmethod
+    def _split_types(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for item in value:
+                TypePattern.parse(item)  # ValueError names what is wrong
+        return value
+
+    def type_patterns(self) -> list[TypePattern]:
+        return [TypePattern.parse(t) for t in self.allowed_types]
+
+
 _Part = TypeVar("_Part", bound=BaseModel)
 
 
@@ -273,6 +362,8 @@ class Settings(
     )
 
     skip_broken_plugins: bool = False
+    # WORKFLEET_API__*: the REST API and console (`workfleet api`), a nested part of its own
+    api: ApiSettings = Field(default_factory=ApiSettings)
 
     def _part(self, cls: type[_Part]) -> _Part:
         # already validated as part of this model: copy the values, do not validate again

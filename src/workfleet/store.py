@@ -8,6 +8,7 @@ need from the outside world, as :class:`typing.Protocol` classes.
 - :class:`RunReads` and :class:`RunOperations` — reading runs (one, a filtered keyset page,
   capped counts, the audit trail) and acting on them (cancel, redrive), for the client, the CLI
   and the API. :class:`workfleet.operations.Operations` is their one user-facing façade.
+- :class:`RunBatches` — bounded selections by filter or id and the bulk actions on them.
 - :class:`StatusReads` and :class:`ScheduleAdmin` — the status summary and managing cron
   schedules, for the CLI and the API (through :class:`~workfleet.operations.Operations` too).
 - :class:`MaintenanceStore` and :class:`ScheduleStore` — the worker's side loops (retention,
@@ -231,6 +232,77 @@ class RunOperations(Protocol):
         self, run_id: uuid.UUID, from_statuses: Sequence[RunStatus] = (RunStatus.FAILED,)
     ) -> bool:
         """Make a failed run pending again with fresh attempts; False when not redrivable."""
+        ...
+
+
+MAX_BULK = 1000  # the most runs one bulk action may select
+
+
+class RunBatches(Protocol):
+    """Selecting runs by filter or by id, and acting on many at once (bulk cancel and
+    redrive, offset listings). Every statement is bounded by its ``limit``; ids come back
+    newest first (``created_at DESC, id DESC``), as :meth:`RunReads.query_runs` pages them."""
+
+    async def match_ids(
+        self,
+        query: RunQuery,
+        *,
+        ids: Sequence[uuid.UUID] | None = None,
+        limit: int,
+        offset: int = 0,
+    ) -> list[uuid.UUID]:
+        """Ids of the runs ``query`` selects (and, given ``ids``, only among those), newest
+        first, skipping ``offset`` of them, at most ``limit`` (up to ``MAX_BULK + 1``, so a
+        caller can tell that a selection of ``MAX_BULK`` was cut short)."""
+        ...
+
+    async def id_for_key(self, key: str) -> uuid.UUID | None:
+        """The (not deleted) run holding idempotency key ``key``, or None."""
+        ...
+
+    async def get_many(self, ids: Sequence[uuid.UUID]) -> list[RunRecord]:
+        """The rows of ``ids`` that exist, in the order of ``ids``."""
+        ...
+
+    async def cancel_many(self, ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        """Cancel those of ``ids`` that are pending or leased, in one statement; the ids done."""
+        ...
+
+    async def redrive_many(
+        self, ids: Sequence[uuid.UUID], from_statuses: Sequence[RunStatus] = (RunStatus.FAILED,)
+    ) -> list[uuid.UUID]:
+        """Redrive (as :meth:`RunOperations.redrive`) those of ``ids`` in ``from_statuses``, in
+        one statement with their events and one wake-up per type; the ids done."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class PrefixStats:
+    """One type pattern's queue at a glance; every count stops at the cap it was asked with
+    (``count == cap`` reads "at least")."""
+
+    prefix: str
+    pending: int
+    due: int
+    leased: int
+    oldest_pending_age_seconds: float
+    succeeded_recent: int
+    failed_recent: int
+    window_seconds: float
+    cap: int
+
+
+class StatsReads(Protocol):
+    """Per-prefix depth and rates from bounded, indexed statements (the API's ``/stats``)."""
+
+    async def prefix_stats(
+        self, patterns: Sequence[TypePattern], *, window_seconds: float, cap: int
+    ) -> list[PrefixStats]:
+        """One :class:`PrefixStats` per pattern, labelled ``str(pattern)``, sorted by label."""
+        ...
+
+    async def known_prefixes(self) -> list[str]:
+        """First segments of the registered types (``billing`` for ``billing.invoice.v1``)."""
         ...
 
 

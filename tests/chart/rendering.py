@@ -75,8 +75,16 @@ def objects(docs: list[Manifest], kind: str) -> list[Manifest]:
     return [d for d in docs if d["kind"] == kind]
 
 
+def _component(doc: Manifest) -> str | None:
+    labels = doc.get("metadata", {}).get("labels") or {}
+    component: str | None = labels.get("app.kubernetes.io/component")
+    return component
+
+
 def one(docs: list[Manifest], kind: str) -> Manifest:
-    found = objects(docs, kind)
+    """The one object of ``kind`` outside the API component (``api.enabled`` adds a Deployment
+    and a Service of its own, which tests/chart/test_api.py checks)."""
+    found = [d for d in objects(docs, kind) if _component(d) != "api"]
     assert len(found) == 1, f"expected one {kind}, got {[d['metadata']['name'] for d in found]}"
     return found[0]
 

@@ -146,3 +146,9 @@ SELECT count(*) FROM (
 {{- define "workfleet.kedaSecretKey" -}}
 {{- default .Values.database.secretKey .Values.keda.connection.secretKey -}}
 {{- end -}}
+
+{{/* Selector of the API pods only. */}}
+{{- define "workfleet.apiSelectorLabels" -}}
+{{ include "workfleet.releaseSelectorLabels" . }}
+app.kubernetes.io/component: api
+{{- end -}}

@@ -59,6 +59,7 @@ async def connected(settings: Settings) -> AsyncIterator[Connected]:
             status=PgStatus(pool, schema),
             schedules=PgSchedules(pool, schema),
             workflows=PgWorkflowStore(pool, schema),
+            batches=store,
         )
         yield Connected(ops, schema)
     finally:

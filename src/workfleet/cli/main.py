@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from workfleet import __version__
-from workfleet.cli import commands, completion, dev, runs, schedules, workflows
+from workfleet.cli import api, commands, completion, dev, runs, schedules, workflows
 from workfleet.cli.options import EXIT, common, fail, worker_options
 from workfleet.errors import (
     ConfigError,
@@ -177,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("shell", choices=["bash", "zsh"])
     p.set_defaults(handler=None)
+    api.add_parser(sub)
     return parser
 
 

@@ -66,7 +66,19 @@ class Queries:
 # costs about 0.25 ms per statement, a few microseconds per run in a batch.
 # Statements whose filters are optional (``%(x)s IS NULL OR ...``) are planned afresh too: a
 # generic plan must serve every combination of filters and serves none of them well.
-UNPREPARED = frozenset({"complete_many", "heartbeat_many", "query_runs", "count_runs"})
+UNPREPARED = frozenset(
+    {
+        "complete_many",
+        "heartbeat_many",
+        "query_runs",
+        "count_runs",
+        "match_run_ids",
+        "get_runs",
+        "cancel_many",
+        "redrive_many",
+        "prefix_stats",
+    }
+)
 
 # The worker's hot path keeps psycopg's C timestamp loader: these statements return no
 # timestamp, or clamp the infinite ones in SQL (see workfleet.db.pool).

@@ -20,9 +20,13 @@ from workfleet.store import MAX_PAGE, CappedCount, RunCursor, RunPage, RunQuery
 Row = dict[str, Any]
 
 
-def _record(row: Row) -> RunRecord:
+def run_record(row: Row) -> RunRecord:
+    """A run query's row as a :class:`RunRecord`."""
     # the run queries select exactly the RunRecord fields, in the table's words
     return RunRecord(**{**row, "status": RunStatus(row["status"])})
+
+
+_record = run_record
 
 
 def _like_escape(text: str) -> str:
