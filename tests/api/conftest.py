@@ -17,6 +17,7 @@ from workfleet.db.batches import PgBatches, PgStats
 from workfleet.db.schedules import PgSchedules
 from workfleet.db.status import PgStatus
 from workfleet.db.store import PgStore
+from workfleet.db.workflows import PgWorkflowStore
 from workfleet.operations import Operations
 from workfleet.settings import ApiKey, ApiSettings
 
@@ -44,6 +45,7 @@ def operations(pool: AsyncConnectionPool[Any], schema: str) -> Operations:
         schedules=PgSchedules(pool, schema),
         batches=PgBatches(pool, schema),
         stats=PgStats(pool, schema),
+        workflows=PgWorkflowStore(pool, schema),
     )
 
 

@@ -217,3 +217,15 @@ async def test_resume_drops_failed_checkpoints_only(b: Backend) -> None:
     row = await record(b.queue, run_id)
     assert (row.status, row.attempt) == ("pending", 0)
     assert "resumed" in [str(e.event_type) for e in await b.queue.events(run_id)]
+
+
+async def test_a_wait_without_a_deadline_loads_without_one(b: Backend) -> None:
+    """A signal wait with no timeout is stored with no wake-up time and must load so: read as
+    a time long past, the replay would time the wait out at once."""
+    run_id = await enqueue(b.queue, "wf.a.v1")
+    claimed = await b.claim()
+    start = Checkpoint("signal:go", "go", StepKind.SIGNAL, StepStatus.WAITING)
+    forever = Suspension(FAR, "signal", ("go",), (), (start,), {"kind": "signal"})
+    assert await b.flows.suspend(W, claimed.lease, forever) is SuspendResult.SUSPENDED
+    [wait] = await b.flows.load_steps(run_id)
+    assert (wait.status, wait.wake_at) == ("waiting", None)

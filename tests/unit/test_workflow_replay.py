@@ -389,3 +389,16 @@ async def test_concurrent_waits_and_values_need_distinct_keys(world: World) -> N
     assert (naps["nap-4"] - naps["nap-1"]).total_seconds() == pytest.approx(3, abs=0.5)
     world.clock.advance(5)
     assert await world.execute(keyed) == ("returned", "rested")
+
+
+async def test_a_child_waited_for_suspends_the_parent(world: World) -> None:
+    """wf.child calls other workflow calls (start, gather): the wait inside must still let the
+    run suspend instead of holding its slot."""
+
+    async def flow(wf: Workflow[Any]) -> Any:
+        return await wf.child("wf.kid.v1", {"n": 1})
+
+    run_id = await world.start()
+    kind, suspended = await asyncio.wait_for(world.execute(flow), 5)
+    assert kind == "suspended" and suspended.kind == "children"
+    del run_id

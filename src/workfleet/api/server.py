@@ -27,6 +27,7 @@ async def serve(settings: Settings) -> int:
     from workfleet.db.schedules import PgSchedules
     from workfleet.db.status import PgStatus
     from workfleet.db.store import PgStore
+    from workfleet.db.workflows import PgWorkflowStore
     from workfleet.operations import Operations
 
     api = settings.api
@@ -57,6 +58,7 @@ async def serve(settings: Settings) -> int:
             schedules=PgSchedules(pool, resolved.schema),
             batches=PgBatches(pool, resolved.schema),
             stats=PgStats(pool, resolved.schema),
+            workflows=PgWorkflowStore(pool, resolved.schema),
         )
         app = create_app(ops, api)
         config = uvicorn.Config(

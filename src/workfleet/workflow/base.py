@@ -56,6 +56,10 @@ def activity(method: AF) -> AF:
 
     @functools.wraps(method)
     async def active(self: WorkflowBase[Any], *args: Any, **kwargs: Any) -> Any:
+        if _OPEN_NAMES.get() is not None:
+            # called by another call of the workflow (wf.child -> wf.gather): the outer call
+            # counts as activity, and a wait inside it must not be held up by that count
+            return await method(self, *args, **kwargs)
         session = self._session
         session.enter()
         opened: list[tuple[str, str | None]] = []

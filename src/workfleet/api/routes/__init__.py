@@ -5,6 +5,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from workfleet.api.routes import bulk, runs, schedules, stats
+from workfleet.api.routes import bulk, runs, schedules, stats, steps
 
-ROUTERS: tuple[APIRouter, ...] = (bulk.router, runs.router, schedules.router, stats.router)
+ROUTERS: tuple[APIRouter, ...] = (
+    bulk.router,
+    runs.router,
+    steps.router,
+    schedules.router,
+    stats.router,
+)

@@ -169,7 +169,8 @@ async def events(id: str, ops: Ops, who: Reader) -> EventList:
     return EventList(events=[RunEvent.of(e) for e in detail.events])
 
 
-def _answer(result: ActionResult) -> ActionDone:
+def answer(result: ActionResult) -> ActionDone:
+    """An action's result as a response: 200 with the run's status, or 404/409 problems."""
     if result.done and result.status is not None:
         return ActionDone(id=result.run_id, status=result.status)
     if result.reason is Reason.NOT_FOUND:
@@ -185,14 +186,14 @@ def _answer(result: ActionResult) -> ActionDone:
 
 @router.delete("/{id}", response_model=ActionDone, responses=_ERRORS, summary="Cancel a run")
 async def cancel(id: str, ops: Ops, who: Admin) -> ActionDone:
-    return _answer(await ops.cancel(run_id(id)))
+    return answer(await ops.cancel(run_id(id)))
 
 
 @router.post(
     "/{id}/redrive", response_model=ActionDone, responses=_ERRORS, summary="Redrive a failed run"
 )
 async def redrive(id: str, ops: Ops, who: Admin) -> ActionDone:
-    return _answer(await ops.redrive(run_id(id)))
+    return answer(await ops.redrive(run_id(id)))
 
 
 @router.get(

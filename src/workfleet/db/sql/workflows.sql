@@ -5,7 +5,10 @@
 
 -- name: wf_load_steps
 SELECT key, name, kind, status, output, error, attempts,
-       least(greatest(wake_at, '0002-01-01 00:00:00+00'), '9998-12-31 00:00:00+00') AS wake_at,
+       -- a hand-written +/-infinity is clamped; NULL (no deadline) stays NULL
+       CASE WHEN wake_at IS NOT NULL
+            THEN least(greatest(wake_at, '0002-01-01 00:00:00+00'), '9998-12-31 00:00:00+00')
+       END AS wake_at,
        started_at, finished_at
 FROM {schema}.workflow_step
 WHERE run_id = %(run_id)s
