@@ -9,6 +9,7 @@ get no action buttons, and a forged request from one is refused with 403.
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -18,6 +19,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from workfleet.api.auth import SESSION_COOKIE
 from workfleet.api.console import web
 from workfleet.api.console.views import Filters
+from workfleet.errors import InvalidRequestError
 from workfleet.operations import BulkAction, Reason, parse_id
 from workfleet.store import MAX_BULK
 
@@ -86,29 +88,66 @@ def _run_id(text: str) -> uuid.UUID | None:
         return None
 
 
+# what the run page's buttons do; each is confirmed on its own page first
+RUN_ACTIONS = ("cancel", "redrive", "resume", "signal")
+DONE = {
+    "cancel": "Run cancelled.",
+    "redrive": "Run redriven: pending again.",
+    "resume": "Workflow resumed: its failed steps run again, finished ones are kept.",
+}
+
+
+async def _send_signal(request: Request, rid: uuid.UUID, form: dict[str, Any]) -> Response:
+    """Send the signal the form names; its payload is JSON (empty: null)."""
+    back = f"/ui/runs/{rid}"
+    name = str(form.get("name", "")).strip()
+    raw = str(form.get("payload", "")).strip()
+    key = str(form.get("idempotency_key", "")).strip() or None
+    try:
+        payload = json.loads(raw) if raw else None
+    except json.JSONDecodeError as exc:
+        return web.back_to(back, f"The payload is not JSON: {exc.msg}.", bad=True)
+    try:
+        result = await web.ops(request).signal(rid, name, payload, key)
+    except InvalidRequestError as exc:
+        return web.back_to(back, f"Not sent: {exc}", bad=True)
+    if result.reason is Reason.NOT_FOUND:
+        return web.back_to("/ui/runs", f"No run {rid}.", bad=True)
+    if not result.done:
+        return web.back_to(back, f"Not sent: the run is {result.status}.", bad=True)
+    if result.duplicate:
+        return web.back_to(back, f"Signal {name!r} was sent before with this key: nothing new.")
+    return web.back_to(back, f"Signal {name!r} sent (#{result.signal_id}).")
+
+
 @router.get("/runs/{run_id}/{action}", response_class=HTMLResponse)
 async def confirm_run_action(request: Request, run_id: str, action: str) -> Response:
     who = web.require_user(request)
     rid = _run_id(run_id)
     record = None if rid is None else await web.ops(request).get(rid)
-    if action not in ("cancel", "redrive") or record is None:
+    if action not in RUN_ACTIONS or record is None:
         response = web.page(request, "missing.html", who, what="run", ident=run_id)
         response.status_code = 404
         return response
+    if action == "signal":
+        return web.page(request, "signal.html", who, run=record)
     return web.page(request, "confirm_run.html", who, run=record, action=action)
 
 
 @router.post("/runs/{run_id}/{action}")
 async def run_action(request: Request, run_id: str, action: str) -> Response:
-    web.require_admin(request, await _form(request))
+    form = await _form(request)
+    web.require_admin(request, form)
     rid = _run_id(run_id)
-    if rid is None or action not in ("cancel", "redrive"):
+    if rid is None or action not in RUN_ACTIONS:
         return web.back_to("/ui/runs", f"No run {run_id}.", bad=True)
     ops = web.ops(request)
-    result = await (ops.cancel(rid) if action == "cancel" else ops.redrive(rid))
+    if action == "signal":
+        return await _send_signal(request, rid, form)
+    act = {"cancel": ops.cancel, "redrive": ops.redrive, "resume": ops.resume}[action]
+    result = await act(rid)
     if result.done:
-        message = "Run cancelled." if action == "cancel" else "Run redriven: pending again."
-        return web.back_to(f"/ui/runs/{rid}", message)
+        return web.back_to(f"/ui/runs/{rid}", DONE[action])
     if result.reason is Reason.NOT_FOUND:
         return web.back_to("/ui/runs", f"No run {rid}.", bad=True)
     return web.back_to(

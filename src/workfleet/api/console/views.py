@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from workfleet.api.console import web
+from workfleet.api.console import web, workflow_view
 from workfleet.api.schemas import check_json
 from workfleet.models import Event, RunStatus
 from workfleet.operations import CANCELLABLE, REDRIVABLE, parse_id
@@ -195,6 +195,9 @@ async def run(request: Request, run_id: str) -> Response:
         events=[_split(e) for e in detail.events],
         can_cancel=detail.run.status in CANCELLABLE,
         can_redrive=detail.run.status in REDRIVABLE and detail.run.deleted_at is None,
+        can_resume=detail.workflow is not None and detail.run.status is RunStatus.FAILED,
+        can_signal=detail.workflow is not None and not detail.run.status.is_terminal,
+        **workflow_view.context(detail.workflow, datetime.now(UTC)),
     )
 
 
