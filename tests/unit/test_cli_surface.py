@@ -15,7 +15,8 @@ from workfleet.cli.completion import script
 from workfleet.cli.main import build_parser
 
 # long-running commands whose output is their log (--log-format json), and the script printer
-NO_RESULT = {"worker", "dev", "completion"}
+# (`workfleet api --hash-key` prints only the hash)
+NO_RESULT = {"worker", "dev", "api", "completion"}
 
 
 def _commands(

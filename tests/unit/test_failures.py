@@ -19,7 +19,7 @@ from workfleet.history import attempts, shown_data
 from workfleet.models import EventType, NewRun, Outcome, RunStatus
 from workfleet.retry import ConstantBackoff
 from workfleet.runtime.engine import Engine
-from workfleet.runtime.outcomes import MAX_TRACEBACK_CHARS, MAX_TRACEBACK_FRAMES
+from workfleet.encoding import MAX_TRACEBACK_CHARS, MAX_TRACEBACK_FRAMES
 from workfleet.settings import RuntimeSettings
 from workfleet.testing import ManualClock, MemoryStore, RecordingObserver
 
