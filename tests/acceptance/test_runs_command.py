@@ -108,3 +108,35 @@ async def test_a_shell_wildcard_is_refused_with_the_pattern_meant(pg_dsn: str, s
     code, _, err = await run_cli("runs", "--type", "billing.*", env=cli_env(pg_dsn, schema))
     assert code == 2
     assert re.search(r"--type: .*did you mean 'billing\.%'\?", err)
+
+
+async def test_bulk_redrive_and_cancel_by_filter(
+    pg_dsn: str, schema: str, ids: dict[str, str], run_sql: Any
+) -> None:
+    env = cli_env(pg_dsn, schema)
+    flt = ["--type", "billing.%", "--error", "timeout", "--since", "1h"]
+    code, out, err = await run_cli("runs", "redrive", *flt, "--dry-run", env=env)
+    assert code == 0, err
+    assert "redrive would change 2 run(s)" in out
+    assert {ids["b1"], ids["b3"]} <= set(out.split())
+    # no terminal to ask on: acting needs --yes, and nothing changes without it
+    code, _, err = await run_cli("runs", "redrive", *flt, env=env)
+    assert code == 2 and "--yes" in err
+    code, _, err = await run_cli("runs", "cancel", "--yes", env=env)
+    assert code == 2 and "needs a filter" in err
+    code, out, err = await run_cli("runs", "redrive", *flt, "--yes", "--json", env=env)
+    assert code == 0, err
+    report = json.loads(out)
+    assert sorted(report["done"]) == sorted([ids["b1"], ids["b3"]]) and not report["dry_run"]
+    statuses = dict(
+        await run_sql(
+            "SELECT id::text, status FROM workflow_run WHERE id = ANY(%s::uuid[])",
+            [[ids["b1"], ids["b3"], ids["b2"], ids["b4"]]],
+        )
+    )
+    assert (statuses[ids["b1"]], statuses[ids["b3"]]) == ("pending", "pending")
+    assert (statuses[ids["b2"]], statuses[ids["b4"]]) == ("failed", "failed")
+    code, out, err = await run_cli(
+        "runs", "cancel", "--type", "billing.invoice.v1", "--max", "5", "--yes", env=env
+    )
+    assert code == 0 and "cancelled 1 run(s)" in out, err  # b1, pending again: b2 is failed

@@ -15,11 +15,11 @@ from structlog.testing import capture_logs
 from workfleet import Fail, Plugin, Run
 from workfleet.cli.render import render_run, run_json
 from workfleet.discovery import ExecutorRegistry
+from workfleet.encoding import MAX_TRACEBACK_CHARS, MAX_TRACEBACK_FRAMES
 from workfleet.history import attempts, shown_data
 from workfleet.models import EventType, NewRun, Outcome, RunStatus
 from workfleet.retry import ConstantBackoff
 from workfleet.runtime.engine import Engine
-from workfleet.encoding import MAX_TRACEBACK_CHARS, MAX_TRACEBACK_FRAMES
 from workfleet.settings import RuntimeSettings
 from workfleet.testing import ManualClock, MemoryStore, RecordingObserver
 

@@ -25,9 +25,10 @@ from workfleet.cli.options import common, settings_from
 from workfleet.cli.render import print_json, render_run_rows, runs_json
 from workfleet.errors import ConfigError
 from workfleet.models import RunStatus
+from workfleet.operations import BulkAction
 from workfleet.patterns import TypePattern
 from workfleet.settings import glob_hint
-from workfleet.store import MAX_PAGE, RunQuery
+from workfleet.store import MAX_BULK, MAX_PAGE, RunQuery
 
 Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int]]
 
@@ -148,6 +149,69 @@ def _list_options(p: argparse.ArgumentParser) -> None:
 ACTIONS["list"] = (list_runs, "list the selected runs (the default)", _list_options)
 
 
+def _filtered(query: RunQuery) -> bool:
+    return (
+        bool(query.statuses or query.types or query.since or query.until or query.payload)
+        or query.error is not None
+    )
+
+
+async def bulk_action(args: argparse.Namespace) -> int:
+    """``runs cancel`` / ``runs redrive``: select with the filters (at most ``--max`` runs,
+    newest first; only runs the action applies to), show how many, ask (``--yes`` skips the
+    question; without a terminal it is required), then act on exactly the runs shown. A run
+    that changed in between is skipped and counted. ``--dry-run`` shows and stops."""
+    settings = settings_from(args)
+    action = BulkAction(args.action)
+    query = query_from(args)
+    if not _filtered(query):
+        raise ConfigError(
+            f"runs {action} needs a filter (--status, --type, --since, --until, --error, "
+            "--payload): it will not act on every run"
+        )
+    if not 1 <= args.max <= MAX_BULK:
+        raise ConfigError(f"--max must be between 1 and {MAX_BULK}")
+    async with connected(settings) as db:
+        preview = await db.ops.bulk(action, query=query, limit=args.max, dry_run=True)
+        count = len(preview.selected)
+        more = " (the filter selects more: run it again for the rest)" if preview.truncated else ""
+        if args.dry_run or not count:
+            if args.json:
+                print_json(preview)
+            else:
+                print(f"{action} would change {count} run(s){more}")
+                for run_id in preview.selected:
+                    print(run_id)
+            return 0
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise ConfigError(f"runs {action} changes {count} run(s): pass --yes to confirm")
+            print(f"{action} {count} run(s){more}? [y/N] ", end="", file=sys.stderr, flush=True)
+            if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+                print("nothing done", file=sys.stderr)
+                return 1
+        result = await db.ops.bulk(action, ids=preview.selected, limit=args.max)
+    if args.json:
+        print_json(result)
+    else:
+        changed = "cancelled" if action is BulkAction.CANCEL else "redriven"
+        skipped = f"; {len(result.skipped)} changed meanwhile, skipped" if result.skipped else ""
+        print(f"{changed} {len(result.done)} run(s){skipped}{more}")
+    return 0
+
+
+def _bulk_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--max", type=int, default=MAX_BULK, help=f"act on at most this many (<= {MAX_BULK})"
+    )
+    p.add_argument("--dry-run", action="store_true", help="show what would change, change none")
+    p.add_argument("--yes", action="store_true", help="act without asking")
+
+
+ACTIONS["cancel"] = (bulk_action, "cancel the selected pending or running runs", _bulk_options)
+ACTIONS["redrive"] = (bulk_action, "give the selected failed runs fresh attempts", lambda p: None)
+
+
 async def _dispatch(args: argparse.Namespace) -> int:
     handler = ACTIONS[args.action][0]
     return await handler(args)
@@ -161,7 +225,8 @@ def add_parser(sub: Any) -> None:
         description="Find runs by status, type, creation time, error text or payload, a page "
         "at a time (newest first, keyset paging); list them, or print their ids for a pipe:\n\n"
         "  workfleet runs --status failed --type 'billing.%' --since 2h --error timeout\n"
-        "  workfleet runs --status failed --ids --all | xargs -n1 workfleet redrive",
+        "  workfleet runs redrive --status failed --type 'billing.%' --error timeout --dry-run\n"
+        "  workfleet runs cancel --type 'media.%' --since 1h --yes",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="actions: " + "; ".join(f"{k}: {v[1]}" for k, v in ACTIONS.items()),
     )
