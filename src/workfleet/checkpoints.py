@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol, runtime_checkable
 
+from workfleet.encoding import check_text_value, to_json
 from workfleet.errors import WorkfleetError
 from workfleet.models import Lease, RunStatus
 
@@ -177,6 +178,27 @@ class WaitRecord:
     kind: str
     target: str
     created_at: datetime
+
+
+MAX_SIGNAL_NAME_BYTES = 255  # the workflow_signal.name CHECK
+
+
+def signal_json(name: str, payload: Any, idempotency_key: str | None) -> str:
+    """The payload of signal ``name`` as JSON text, once the name, key and payload are known
+    to be storable; ``ValueError`` saying what is not (a NUL character, a name out of size,
+    a payload that is not JSON) before anything reaches the database."""
+    if not isinstance(name, str):
+        raise ValueError("a signal name must be text")
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if not 1 <= size <= MAX_SIGNAL_NAME_BYTES:
+        raise ValueError(f"a signal name must be 1 to {MAX_SIGNAL_NAME_BYTES} bytes of text")
+    check_text_value(name, "signal name")
+    if idempotency_key is not None:
+        check_text_value(idempotency_key, "idempotency key")
+    try:
+        return to_json(payload)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"the signal's payload cannot be stored: {exc}") from None
 
 
 def child_idempotency_key(parent: uuid.UUID, key: str) -> str:

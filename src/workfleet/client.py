@@ -23,11 +23,10 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from workfleet.checkpoints import StepRecord
+from workfleet.checkpoints import StepRecord, signal_json
 from workfleet.db.store import PgStore, enqueue_on
 from workfleet.db.workflows import PgWorkflowStore
 from workfleet.dsn import ResolvedDsn, redact, resolve_dsn, validate_schema_name
-from workfleet.encoding import check_text_value, to_json
 from workfleet.errors import ConfigError, RunNotFoundError, StoreDataError, StoreError
 from workfleet.models import Enqueued, Event, NewRun, RunRecord, RunStatus, check_new_run
 from workfleet.patterns import TypePattern
@@ -198,12 +197,7 @@ class Client:
         ``ValueError`` for a name or payload the database cannot store (checked first);
         :class:`~workfleet.errors.RunNotFoundError` when there is no such run.
         """
-        if not isinstance(name, str) or not 1 <= len(name.encode("utf-8", "surrogatepass")) <= 255:
-            raise ValueError("a signal name must be 1 to 255 bytes of text")
-        check_text_value(name, "signal name")
-        if idempotency_key is not None:
-            check_text_value(idempotency_key, "idempotency key")
-        payload_json = to_json(payload)
+        payload_json = signal_json(name, payload, idempotency_key)
         try:
             sent = await self.workflows.send_signal(run_id, name, payload_json, idempotency_key)
         except StoreDataError as exc:

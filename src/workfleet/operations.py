@@ -23,8 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from workfleet.checkpoints import ChildState, StepRecord, WaitRecord, WorkflowAdmin
-from workfleet.encoding import check_text_value, to_json
+from workfleet.checkpoints import ChildState, StepRecord, WaitRecord, WorkflowAdmin, signal_json
 from workfleet.errors import InvalidRequestError, StoreDataError
 from workfleet.models import Enqueued, Event, NewRun, RunRecord, RunStatus, check_new_run
 from workfleet.patterns import TypePattern
@@ -236,15 +235,10 @@ class Operations:
         one that waits later takes it then. Refused for a run that is final."""
         if self.workflows is None:
             raise InvalidRequestError("signals need the workflow store")
-        if not isinstance(name, str) or not 1 <= len(name.encode("utf-8", "surrogatepass")) <= 255:
-            raise InvalidRequestError("a signal name must be 1 to 255 bytes of text")
         try:
-            payload_json = to_json(payload)
-            check_text_value(name, "signal name")
-            if idempotency_key is not None:
-                check_text_value(idempotency_key, "idempotency key")
-        except (TypeError, ValueError) as exc:
-            raise InvalidRequestError(f"the signal cannot be stored: {exc}") from None
+            payload_json = signal_json(name, payload, idempotency_key)
+        except ValueError as exc:
+            raise InvalidRequestError(str(exc)) from None
         record = await self.reads.get(run_id)
         if record is None:
             return SignalResult(run_id, False, Reason.NOT_FOUND)
