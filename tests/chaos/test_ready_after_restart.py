@@ -79,4 +79,7 @@ async def test_ready_after_a_restart_means_the_next_run_starts_at_once() -> None
             started = time.monotonic()
             await _insert(server.dsn, 1)
             await running.observer.wait_for(lambda: running.observer.finished >= 101, 30)
-            assert time.monotonic() - started < 0.3, "ready, so the run starts at once"
+            # ready too early, the first claims meet dead connections and back off: 3-4.5 s.
+            # Ready when it should be, the run starts at NOTIFY speed (well under a second,
+            # more on a loaded machine): the bound sits between the two
+            assert time.monotonic() - started < 1.5, "ready, so the run starts at once"
