@@ -134,11 +134,32 @@ def targets(report: Report) -> list[str]:
 
     for p in ("1", "2"):
         wf = report.get(f"w2_p{p}")
+        peer_best = best(report, "p_w2_b", f"_p{p}")
         check(
-            f"drain >= 1.5x pgqueuer best ({p} proc)",
-            ratio(wf, best(report, "p_w2_b", f"_p{p}")),
+            f"drain >= 1.0x pgqueuer best, default audit trail ({p} proc)",
+            ratio(wf, peer_best),
+            lambda v: v >= 1.0,
+            "{:.2f}x",
+        )
+        check(
+            f"drain >= 1.5x pgqueuer best, lean audit trail ({p} proc)",
+            ratio(report.get(f"w2_p{p}_events_off"), peer_best),
             lambda v: v >= 1.5,
             "{:.2f}x",
+        )
+        extra = wf.extra if wf is not None else {}
+        worker_us, pg_us = extra.get("worker_cpu_us_per_run"), extra.get("pg_cpu_us_per_run")
+        check(
+            f"CPU per run, worker + PostgreSQL <= 90 us ({p} proc)",
+            None if worker_us is None or pg_us is None else worker_us + pg_us,
+            lambda v: v <= 90,
+            "{:.0f} us",
+        )
+        check(
+            f"PostgreSQL CPU per run <= 45 us ({p} proc)",
+            pg_us,
+            lambda v: v <= 45,
+            "{:.0f} us",
         )
         check(
             f"drain >= 60% of W4 ceiling k=100 ({p} proc)",

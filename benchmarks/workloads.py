@@ -7,7 +7,7 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -27,6 +27,7 @@ from benchmarks.common import (
     start_all,
     wait_until,
 )
+from benchmarks.costs import Costs, Meter, per_run_note
 
 
 @dataclass
@@ -248,6 +249,11 @@ class DrainResult:
     peak_rss_kib: int
     hwm_kib: int
     cpu_seconds: float = 0.0  # the worker processes' own CPU, start to stop
+    costs: Costs = field(default_factory=Costs)  # PostgreSQL's CPU and WAL over the drain
+
+    @property
+    def cost_note(self) -> str:
+        return per_run_note(self.cpu_seconds, self.costs, self.done)
 
 
 def drain_workers(
@@ -275,6 +281,8 @@ def drain_workers(
                 c.wait_ready()
             if profile is not None:
                 profile.attach(children[0].pid)
+            meter = Meter(conn)
+            meter.start()
             for c in children:
                 c.go()
 
@@ -283,6 +291,7 @@ def drain_workers(
                 return not remaining(conn, schema)
 
             wait_until(finished, timeout=600, interval=0.1)
+            costs = meter.stop()
             end, done = last_finish(conn, schema)
         finally:
             if profile is not None:
@@ -299,6 +308,7 @@ def drain_workers(
         max(sampler.peak_kib.values()),
         max(sampler.hwm_kib.values()),
         sum(float(r.get("cpu_seconds", 0.0)) for r in results),
+        costs,
     )
 
 
@@ -324,8 +334,15 @@ def w2(cfg: Config, report: Report) -> None:
                 f"drain {cfg.runs:,}, {processes} proc x concurrency {cfg.concurrency}",
                 res.rate,
                 "runs/s",
-                note=f"{res.seconds:.2f}s",
+                note=f"{res.seconds:.2f}s; {res.cost_note}",
                 key=f"w2_p{processes}",
+                extra={
+                    "worker_cpu_us_per_run": res.cpu_seconds / res.done * 1e6,
+                    "pg_cpu_us_per_run": None
+                    if res.costs.pg_cpu_seconds is None
+                    else res.costs.pg_cpu_seconds / res.done * 1e6,
+                    "wal_bytes_per_run": res.costs.wal_bytes / res.done,
+                },
             )
         )
         report.add(
@@ -352,7 +369,7 @@ def w2_events_off(cfg: Config, report: Report) -> None:
                 f"drain, {processes} proc, lifecycle events off (RUN_EVENTS=failures)",
                 res.rate,
                 "runs/s",
-                note=f"{res.seconds:.2f}s",
+                note=f"{res.seconds:.2f}s; {res.cost_note}",
                 key=f"w2_p{processes}_events_off",
             )
         )

@@ -1,0 +1,37 @@
+"""The benchmark suite's cost notes and target lines (pure: no database, no workers)."""
+
+from __future__ import annotations
+
+from benchmarks.common import Figure, Report
+from benchmarks.costs import Costs, per_run_note
+from benchmarks.suite import targets
+
+
+def test_cost_note_per_run() -> None:
+    note = per_run_note(0.61, Costs(0.8, 26_100_000), 10_000)
+    assert note == "CPU/run worker 61 µs, PG 80 µs; WAL 2,610 B/run"
+    assert "PG n/a" in per_run_note(0.61, Costs(None, 0), 10_000)
+
+
+def _report(worker_us: float, pg_us: float | None, rate: float, lean: float) -> Report:
+    report = Report()
+    extra = {"worker_cpu_us_per_run": worker_us, "pg_cpu_us_per_run": pg_us}
+    report.figures += [
+        Figure("W2", "workfleet", "drain", rate, "runs/s", key="w2_p1", extra=extra),
+        Figure("W2", "workfleet", "lean", lean, "runs/s", key="w2_p1_events_off"),
+        Figure("W2", "pgqueuer", "b100", 10_000, "runs/s", key="p_w2_b100_p1"),
+    ]
+    return report
+
+
+def test_targets_say_met_and_not_met() -> None:
+    lines = targets(_report(40, 45, 12_000, 16_000))
+    assert "- drain >= 1.0x pgqueuer best, default audit trail (1 proc): 1.20x -> met" in lines
+    assert "- drain >= 1.5x pgqueuer best, lean audit trail (1 proc): 1.60x -> met" in lines
+    assert "- CPU per run, worker + PostgreSQL <= 90 us (1 proc): 85 us -> met" in lines
+    assert "- PostgreSQL CPU per run <= 45 us (1 proc): 45 us -> met" in lines
+    slow = targets(_report(80, 90, 5_000, 6_000))
+    assert "- CPU per run, worker + PostgreSQL <= 90 us (1 proc): 170 us -> NOT met" in slow
+    assert "- drain >= 1.0x pgqueuer best, default audit trail (1 proc): 0.50x -> NOT met" in slow
+    unmeasured = targets(_report(40, None, 5_000, 6_000))
+    assert "- PostgreSQL CPU per run <= 45 us (1 proc): not measured" in unmeasured
