@@ -198,6 +198,12 @@ def build_standin(engine: Engine, *, force: bool = False) -> None:
 
 def _build_flags(engine: Engine) -> list[str]:
     flags = ["--network", "host"]
+    if engine.name == "podman":
+        # buildah's layer cache keys a RUN step on its text, not on what its bind mounts hold:
+        # `RUN --mount=type=bind,...` installs of changed sources would be reused from an older
+        # build (a stale image that passes for new). BuildKit hashes mounted content; docker
+        # builds keep their cache.
+        flags.append("--no-cache")
     if engine.name == "podman" and HOST_CA_BUNDLE.is_file():
         # pip in RUN steps trusts what the host trusts (a TLS-intercepting proxy's CA);
         # a build-time volume is never committed to a layer
