@@ -402,3 +402,56 @@ async def test_a_child_waited_for_suspends_the_parent(world: World) -> None:
     kind, suspended = await asyncio.wait_for(world.execute(flow), 5)
     assert kind == "suspended" and suspended.kind == "children"
     del run_id
+
+
+async def test_a_driver_cancelled_mid_step_leaves_nothing_behind(world: World) -> None:
+    """The execution's timeout cancels the driver. Workflow code that turns the cancellation
+    into another exception must not leave asyncio an unretrieved task exception, and a step
+    function that swallows it must not leave the workflow's task hanging on a wait."""
+    import gc
+
+    started = asyncio.Event()
+
+    async def slow() -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    async def swallowing() -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            raise ConnectionError("cleanup failed") from None
+
+    async def converts(wf: Workflow[Any]) -> Any:
+        try:
+            return await wf.step("slow", slow)
+        except asyncio.CancelledError:
+            raise RuntimeError("cleanup failed") from None
+
+    async def swallows(wf: Workflow[Any]) -> Any:
+        return await wf.step("swallowing", swallowing)
+
+    lost: list[Any] = []
+    loop = asyncio.get_running_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: lost.append(context))
+    before = set(asyncio.all_tasks())
+    try:
+        for flow in (converts, swallows):
+            started.clear()
+            await world.start()
+            execution = asyncio.ensure_future(world.execute(flow))
+            await started.wait()
+            execution.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await execution
+        for _ in range(10):
+            await asyncio.sleep(0)
+        left = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+        assert not left, left
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert not lost, lost

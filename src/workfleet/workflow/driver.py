@@ -53,6 +53,8 @@ class WorkflowDriver:
             except BaseException:
                 s.close()
                 main.cancel()
+                # nobody awaits it any more: whatever it ends with is seen, never "lost"
+                main.add_done_callback(_retrieve)
                 raise
             if not blocked:
                 await self._drain()

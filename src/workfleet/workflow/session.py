@@ -160,6 +160,9 @@ class WorkflowSession:
     async def block(self, wait: Wait) -> None:
         """Register ``wait`` and block until its deadline passes in this execution (returns)
         or the driver suspends the run (cancelled)."""
+        if self.closed:
+            # the driver is done with this execution: nothing would ever meet the wait
+            raise asyncio.CancelledError("the workflow's execution is stopping")
         loop = asyncio.get_running_loop()
         wait.future = loop.create_future()
         if wait.wake_at is not None:
