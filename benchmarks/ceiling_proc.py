@@ -1,11 +1,13 @@
 """W4 ceiling: a bare psycopg claim/complete loop on workfleet's own schema, no framework.
 
-Claim: the same eligibility (the schema's ``workfleet_queued`` view), order and ``FOR UPDATE
-SKIP LOCKED`` as the runtime's claim (``src/workfleet/db/sql/runs.sql``) but without the
-leased/started events, and, like it, committed asynchronously (the ceiling uses every trick
-the runtime does). Complete: one fenced ``UPDATE ... status = 'succeeded'`` per batch, also
-without events. One connection, autocommit, one batch in flight: claim k, "run" them
-(nothing), complete k, repeat until a claim returns no row.
+Claim: the same eligibility (the schema's ``workfleet_queued`` view, ready rows only: without
+``wait_kind IS NULL`` no index serves the order and every claim sorts the backlog), order and
+``FOR UPDATE SKIP LOCKED`` as the runtime's hot claim (``claim_ready`` in
+``src/workfleet/db/sql/runs.sql``) but without the leased/started events, and, like it,
+committed asynchronously (the ceiling uses every trick the runtime does). Complete: one fenced
+``UPDATE ... status = 'succeeded'`` per batch, also without events. One connection,
+autocommit, one batch in flight: claim k, "run" them (nothing), complete k, repeat until a
+claim returns no row.
 
 With ``--events`` both statements also write the runtime's audit events (``leased`` and
 ``started`` in the claim, ``succeeded`` in the completion, the same rows as ``runs.sql``): the
@@ -31,7 +33,8 @@ CLAIM = """
 WITH candidates AS (
     SELECT r.id
     FROM {schema}.workfleet_queued r
-    WHERE r.run_at <= now()
+    WHERE r.wait_kind IS NULL
+      AND r.run_at <= now()
       AND (r.type = ANY(%(exact)s::text[]) OR r.type LIKE ANY(%(likes)s::text[]))
     ORDER BY r.priority, r.created_at
     LIMIT %(limit)s

@@ -72,10 +72,22 @@ class RunQueue(Protocol):
     """The lease protocol and enqueue. All times come from the database clock."""
 
     async def claim(
-        self, worker_id: str, filt: ClaimFilter, limit: int, lease_seconds: float
+        self,
+        worker_id: str,
+        filt: ClaimFilter,
+        limit: int,
+        lease_seconds: float,
+        *,
+        waits: bool = True,
     ) -> list[ClaimedRun]:
         """Lease up to ``limit`` runnable runs (``FOR UPDATE SKIP LOCKED``), each under a new
-        lease token; write their ``leased`` and ``started`` events."""
+        lease token; write their ``leased`` and ``started`` events.
+
+        Runnable: pending, due, not deleted, type enabled. With ``waits`` false, workflows
+        whose wait fell due (a ``wait_kind`` still set and ``run_at`` passed: a deadline, not a
+        signal or a child, which make the run ready) are left for a later claim with ``waits``
+        true; the caller must make one whenever such a deadline can have passed.
+        """
         ...
 
     async def next_due(self, filt: ClaimFilter) -> float | None:
@@ -506,7 +518,7 @@ class ScheduleStore(Protocol):
 
 # --- the observer ----------------------------------------------------------------------------
 
-WakeSource = Literal["notify", "poll", "schedule", "slot", "retry", "start"]
+WakeSource = Literal["notify", "poll", "schedule", "slot", "retry", "wait", "start"]
 
 
 class Observer(Protocol):

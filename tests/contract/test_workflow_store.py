@@ -6,6 +6,7 @@ wake-ups (a signal, the last awaited child, a cancelled parent) — DESIGN §9.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ class Backend:
     queue: Any  # RunQueue plus the cancel/get helpers both stores have
     flows: Any  # WorkflowStore and WorkflowAdmin
     wait_kind: Any  # run id -> the row's wait_kind
+    elapse: Any  # seconds -> let that much time pass on the store's clock
 
     async def claim(self, run_type: str = "wf.a.v1") -> ClaimedRun:
         [claimed] = await self.queue.claim(W, only(run_type), 1, 30)
@@ -54,7 +56,10 @@ def b(request: pytest.FixtureRequest) -> Backend:
         async def memory_wait_kind(run_id: uuid.UUID) -> str | None:
             return queue._runs[run_id].wait_kind
 
-        return Backend(queue, flows, memory_wait_kind)
+        async def memory_elapse(seconds: float) -> None:
+            queue.clock.advance(seconds)
+
+        return Backend(queue, flows, memory_wait_kind, memory_elapse)
     pg_store: Any = request.getfixturevalue("pg_store")
     run_sql: Any = request.getfixturevalue("run_sql")
     flows = PgWorkflowStore(pg_store.pool, pg_store.schema)
@@ -63,7 +68,7 @@ def b(request: pytest.FixtureRequest) -> Backend:
         [(kind,)] = await run_sql("SELECT wait_kind FROM workflow_run WHERE id = %s", [run_id])
         return kind  # type: ignore[no-any-return]
 
-    return Backend(pg_store, flows, pg_wait_kind)
+    return Backend(pg_store, flows, pg_wait_kind, asyncio.sleep)
 
 
 def step(key: str, output: Any = "out", status: StepStatus = StepStatus.SUCCEEDED) -> Checkpoint:
@@ -202,6 +207,28 @@ async def test_suspend_is_ready_when_the_wake_up_time_has_passed(b: Backend) -> 
     [sleep] = await b.flows.load_steps(claimed.id)
     assert (sleep.kind, sleep.status) == ("sleep", "waiting")
     assert abs((sleep.wake_at - soon).total_seconds()) < 0.001
+
+
+async def test_a_wait_past_its_deadline_is_claimed_only_when_waits_are_asked_for(
+    b: Backend,
+) -> None:
+    """The hot claim (``waits=False``) takes ready runs only; a workflow whose wait reached its
+    deadline is taken by a claim with ``waits=True``, in claim order with ready runs."""
+    waiting_id = await enqueue(b.queue, "wf.a.v1")
+    claimed = await b.claim()
+    soon = claimed.claimed_at + timedelta(seconds=0.2)
+    start = Checkpoint("sleep", "sleep", StepKind.SLEEP, StepStatus.WAITING, wake_at=soon)
+    nap = Suspension(soon, "sleep", (), (), (start,), {"kind": "sleep"})
+    assert await b.flows.suspend(W, claimed.lease, nap) is SuspendResult.SUSPENDED
+    ready_id = await enqueue(b.queue, "wf.a.v1")
+    await b.elapse(0.3)
+    [ready] = await b.queue.claim(W, ALL, 10, 30, waits=False)
+    assert ready.id == ready_id
+    assert await b.queue.claim(W, ALL, 10, 30, waits=False) == []
+    assert await b.wait_kind(waiting_id) == "sleep"
+    [woken] = await b.queue.claim(W, ALL, 10, 30, waits=True)
+    assert (woken.id, woken.token) == (waiting_id, claimed.token + 1)
+    assert await b.wait_kind(waiting_id) is None
 
 
 async def test_resume_drops_failed_checkpoints_only(b: Backend) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -233,3 +234,52 @@ async def test_step_retries_never_burn_run_attempts(pg_dsn: str, schema: str) ->
     assert attempt[0][0] == 0
     assert f_status == "failed" and "step 'boom' failed: ConnectionError" in f_error
     assert effects[f"{failed}:ok"] == 1
+
+
+@plugin.executor("wft.busy.v1")
+async def busy(run: Any) -> None:
+    await asyncio.sleep(0.02)
+
+
+async def test_a_durable_sleep_wakes_on_time_in_an_idle_worker(pg_dsn: str, schema: str) -> None:
+    """The loop is told when a workflow it ran suspends until: with a 30 s poll interval the
+    0.3 s sleep still ends at about 0.3 s (it waited for the poll before)."""
+    async with running_worker(pg_dsn, schema, plugin, poll_interval=30.0) as running:
+        run_id = await _start(pg_dsn, schema, "wft.steps.v1")
+        started = time.monotonic()
+        status, _, error = await _finished(pg_dsn, schema, run_id, timeout=5)
+        elapsed = time.monotonic() - started
+        woke = running.observer.wakes["wait"]
+    assert (status, error) == ("succeeded", None)
+    assert elapsed < 3.0, elapsed
+    assert woke >= 1, running.observer.wakes
+
+
+async def test_a_wait_falling_due_under_a_backlog_is_not_starved(pg_dsn: str, schema: str) -> None:
+    """Claims that fill every slot leave due waits out, but take them at least every second:
+    a waiting row written by hand (no timer in this worker knows it), older than a 4-second
+    backlog of ready runs and due in 0.3 s, runs long before the backlog has drained."""
+    async with running_worker(pg_dsn, schema, plugin, concurrency=1, poll_interval=30.0):
+        await _q(
+            pg_dsn,
+            schema,
+            "INSERT INTO workflow_run (type, payload) "
+            "SELECT 'wft.busy.v1', '{}' FROM generate_series(1, 200)",
+        )
+        rows = await _q(
+            pg_dsn,
+            schema,
+            "INSERT INTO workflow_run (type, payload, wait_kind, run_at, created_at) "
+            "VALUES ('wft.child.v1', '{\"n\": 1}', 'sleep', now() + interval '0.3 s', "
+            "now() - interval '1 hour') "
+            "RETURNING id",
+        )
+        waiting = uuid.UUID(str(rows[0][0]))
+        status, _, error = await _finished(pg_dsn, schema, waiting, timeout=10)
+        [(left,)] = await _q(
+            pg_dsn,
+            schema,
+            "SELECT count(*) FROM workflow_run WHERE type = 'wft.busy.v1' AND status = 'pending'",
+        )
+    assert (status, error) == ("succeeded", None)
+    assert left > 50, left

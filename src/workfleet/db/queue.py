@@ -159,12 +159,18 @@ class PgQueue(QueryStore):
         self.observer = observer
 
     async def claim(
-        self, worker_id: str, filt: ClaimFilter, limit: int, lease_seconds: float
+        self,
+        worker_id: str,
+        filt: ClaimFilter,
+        limit: int,
+        lease_seconds: float,
+        *,
+        waits: bool = True,
     ) -> list[ClaimedRun]:
         if limit <= 0 or filt.empty:
             return []
         rows = await self._fetch(
-            "claim",
+            "claim" if waits else "claim_ready",
             {
                 "exact": list(filt.exact),
                 "likes": list(filt.likes),

@@ -16,6 +16,7 @@ lease lost while it ran). The rules, in order:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from workfleet.encoding import error_data, printable, short_error, to_json, traceback_text
@@ -49,6 +50,7 @@ class Decision:
 
     outcome: Outcome
     completion: Completion | None
+    wake_at: datetime | None = None  # a suspended workflow's wake-up (database clock)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,7 +162,7 @@ def finished(
         return Decision(Outcome.SUCCEEDED, Completion.succeeded(claimed.lease, result_json, done))
     if isinstance(exc, Suspended):
         # the workflow runtime wrote the suspension itself, under the run's lock
-        return Decision(Outcome.SUSPENDED, None)
+        return Decision(Outcome.SUSPENDED, None, exc.wake_at)
     if isinstance(exc, Snooze):
         data: dict[str, Any] = {
             "reason": "snoozed",

@@ -3,8 +3,17 @@ outcomes, from claim to written outcome.
 
 It claims only as many runs as it has free slots, waking on a (debounced) NOTIFY for one of its
 types, on a freed slot after a full batch, on a jittered poll, and at the time the next future
-run of its types becomes due — whichever comes first. It never claims a type no executor of this
-worker can run (its :class:`ClaimFilter` is the loop's pattern intersected with the executors').
+run of its types becomes due — whichever comes first.
+
+Workflows whose wait reaches its deadline (a durable sleep, a signal timeout, a step retry's
+backoff) are claimed by a costlier statement (a second index probe, and twice the planning), so
+the hot claim leaves them out and the loop takes them only when one can be due: at start, on a
+poll, when the next due time it read has come, when a workflow this loop ran suspends until
+then, and at least every :data:`WAITS_EVERY` seconds while claims fill every slot. A signal or a
+finished child makes its workflow ready at once (and notifies), so the hot claim takes it.
+
+It never claims a type no executor of this worker can run (its :class:`ClaimFilter` is the
+loop's pattern intersected with the executors').
 
 Each claimed run gets a :class:`RunSession` and an :class:`Execution`, which reports its
 decision back through one callback; the producer then frees the slot and hands the outcome to
@@ -38,6 +47,10 @@ from workfleet.runtime.loops import LoopSpec
 from workfleet.runtime.outcomes import Decision
 from workfleet.settings import RuntimeSettings
 from workfleet.store import Observer, RunQueue, WakeSource
+
+# While every claim fills every slot the loop never reads the next due time, so it takes
+# workflows whose wait fell due at least this often (seconds).
+WAITS_EVERY = 1.0
 
 
 class Producer:
@@ -74,6 +87,10 @@ class Producer:
         self._stopping = False
         self._wake = asyncio.Event()
         self._wake_source: WakeSource = "start"
+        # when the next claim must take workflows whose wait fell due (time.monotonic())
+        self._waits_at = 0.0
+        self._waits_checked = float("-inf")
+        self._waits_timer: asyncio.TimerHandle | None = None
 
     # --- signals from the outside ---------------------------------------------------------
 
@@ -128,9 +145,10 @@ class Producer:
                         await asyncio.sleep(cooldown)
                 self._wake.clear()
                 last_fetch = time.monotonic()
+                waits = self._waits_due(last_fetch)
                 try:
                     claimed = await self.queue.claim(
-                        s.worker_id, self.spec.filt, free, s.lease_seconds
+                        s.worker_id, self.spec.filt, free, s.lease_seconds, waits=waits
                     )
                 except StoreError as exc:
                     self.observer.claim_failed(self.name)
@@ -146,6 +164,10 @@ class Producer:
                 error_delay = 0.1
                 self.observer.claimed(self.name, len(claimed), time.monotonic() - last_fetch)
                 self._saturated = len(claimed) == free
+                if waits:
+                    # every wait due by now is taken (or locked by another worker), unless the
+                    # claim filled every slot; then WAITS_EVERY brings the next look
+                    self._waits_checked, self._waits_at = last_fetch, float("inf")
                 for run in claimed:
                     self._start(run)
                 if claimed:
@@ -159,9 +181,33 @@ class Producer:
                         await asyncio.sleep(0)
                     due = await self._next_due()
                     if due is not None:
-                        # sleep until the next run is due rather than a whole poll interval
+                        # sleep until the next run is due rather than a whole poll interval;
+                        # it may be a workflow's deadline, so that claim takes due waits too
                         timeout = min(timeout, max(due, 0.0) + 0.005)
+                        self._waits_at = min(self._waits_at, time.monotonic() + timeout)
             await self._wait(timeout)
+
+    def _waits_due(self, now: float) -> bool:
+        """Whether this claim must also take workflows whose wait fell due."""
+        if now >= self._waits_at or self._wake_source == "poll":
+            return True
+        return self._saturated and now - self._waits_checked >= WAITS_EVERY
+
+    def _suspended_until(self, wake_at: datetime) -> None:
+        """A workflow this loop ran waits until ``wake_at``: claim it then. Later deadlines
+        than a poll interval are left to the poll (and to the next due time it reads)."""
+        delay = (wake_at - datetime.now(UTC)).total_seconds()
+        if delay > self.settings.poll_interval:
+            return
+        at = time.monotonic() + max(delay, 0.0) + 0.005
+        if at >= self._waits_at:
+            return
+        self._waits_at = at
+        if self._waits_timer is not None:
+            self._waits_timer.cancel()
+        self._waits_timer = asyncio.get_running_loop().call_later(
+            at - time.monotonic(), self.wake, "wait"
+        )
 
     async def _wait(self, timeout: float) -> None:
         try:
@@ -215,6 +261,8 @@ class Producer:
             self._slot_freed()
         if execution.id not in self.executions:
             return  # released by stop() already; nothing more to write
+        if decision.wake_at is not None:
+            self._suspended_until(decision.wake_at)
         if decision.completion is None:
             self._finish(execution, decision.outcome)
             return
@@ -282,6 +330,8 @@ class Producer:
     def stop_claiming(self) -> None:
         """Phase one: claim nothing more (:meth:`run` returns after its current step)."""
         self._stopping = True
+        if self._waits_timer is not None:
+            self._waits_timer.cancel()
         self._wake.set()
 
     @property

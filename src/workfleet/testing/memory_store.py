@@ -145,7 +145,13 @@ class MemoryStore:
     # --- lease loop --------------------------------------------------------------------------
 
     async def claim(
-        self, worker_id: str, filt: ClaimFilter, limit: int, lease_seconds: float
+        self,
+        worker_id: str,
+        filt: ClaimFilter,
+        limit: int,
+        lease_seconds: float,
+        *,
+        waits: bool = True,
     ) -> list[ClaimedRun]:
         await asyncio.sleep(0)
         if limit <= 0 or filt.empty:
@@ -154,7 +160,7 @@ class MemoryStore:
         now = self.clock.now()
         # equal (priority, created_at) have no defined order in SQL; insertion order here
         due = sorted(
-            (r for r in self._pending(filt) if r.run_at <= now),
+            (r for r in self._pending(filt) if r.run_at <= now and (waits or r.wait_kind is None)),
             key=lambda r: (r.priority, r.created_at, r.seq),
         )[:limit]
         claimed: list[ClaimedRun] = []

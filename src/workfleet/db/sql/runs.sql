@@ -77,6 +77,48 @@ SELECT c.*, now() AS claimed_at
 FROM claimed c, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
 ORDER BY c.priority, c.created_at;
 
+-- name: claim_ready
+-- The hot path's claim: ready runs only (no workflow whose wait fell due). The same statement as
+-- `claim` without its second branch, which costs about half a millisecond of planning and a
+-- tenth of execution per claim even when no wait is due. The producer runs `claim` instead
+-- whenever a wait can have fallen due (see workfleet.runtime.producer).
+WITH ready AS (
+    SELECT q.id, q.priority, q.created_at
+    FROM {schema}.workfleet_queued q
+    WHERE q.wait_kind IS NULL
+      AND q.run_at <= now()
+      AND (q.type = ANY(%(exact)s::text[]) OR q.type LIKE ANY(%(likes)s::text[]))
+    ORDER BY q.priority, q.created_at
+    LIMIT %(limit)s
+    FOR UPDATE OF q SKIP LOCKED
+), claimed AS (
+    UPDATE {schema}.workflow_run r
+    SET status = 'leased',
+        leased_by = %(worker_id)s,
+        lease_until = now() + make_interval(secs => %(lease)s),
+        lease_token = coalesce(r.lease_token + 1, 0),
+        wait_kind = NULL,
+        updated_at = now()
+    FROM ready c
+    WHERE r.id = c.id
+    RETURNING r.id, r.type, r.payload::text AS payload, r.attempt, r.max_attempts, r.priority,
+              -- a hand-written +/-infinity is clamped to the ends workfleet.db.pool reads
+              least(greatest(r.run_at, '0002-01-01 00:00:00+00'), '9998-12-31 00:00:00+00')
+                  AS run_at,
+              least(greatest(r.created_at, '0002-01-01 00:00:00+00'), '9998-12-31 00:00:00+00')
+                  AS created_at,
+              r.lease_token
+), events AS (
+    INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
+    SELECT c.id, e.event_type,
+           jsonb_build_object('worker_id', %(worker_id)s::text, 'attempt', c.attempt::bigint + 1)
+    FROM claimed c CROSS JOIN (VALUES ('leased'), ('started')) AS e(event_type)
+    WHERE %(lifecycle)s::bool
+)
+SELECT c.*, now() AS claimed_at
+FROM claimed c, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
+ORDER BY c.priority, c.created_at;
+
 -- name: next_due
 -- When the loop found less work than it had slots: the earliest future run it could claim,
 -- so it sleeps until then instead of a full poll interval. Runs due now are not counted:
