@@ -5,9 +5,10 @@ Claim: the same eligibility (the schema's ``workfleet_queued`` view, ready rows 
 ``FOR UPDATE SKIP LOCKED`` as the runtime's hot claim (``claim_ready`` in
 ``src/workfleet/db/sql/runs.sql``) but without the leased/started events, and, like it,
 committed asynchronously (the ceiling uses every trick the runtime does). Complete: one fenced
-``UPDATE ... status = 'succeeded'`` per batch, also without events. One connection,
-autocommit, one batch in flight: claim k, "run" them (nothing), complete k, repeat until a
-claim returns no row.
+``UPDATE ... status = 'succeeded'`` per batch, also without events. Autocommit, one batch in
+flight: claim k, "run" them (nothing), complete k, repeat until a claim returns no row. With
+``--overlap`` a second connection (in a thread) completes each batch while the next one is
+claimed, as the runtime overlaps its claims with the previous batch's outcome write.
 
 With ``--events`` both statements also write the runtime's audit events (``leased`` and
 ``started`` in the claim, ``succeeded`` in the completion, the same rows as ``runs.sql``): the
@@ -21,8 +22,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import queue
 import socket
 import sys
+import threading
 import time
 from typing import Any
 
@@ -88,29 +91,55 @@ def statements(schema: str, events: bool) -> tuple[sql.Composed, sql.Composed]:
     return sql.SQL(claim).format(schema=ident), sql.SQL(complete).format(schema=ident)
 
 
-def drain(conninfo: str, schema: str, batch: int, likes: list[str], events: bool) -> dict[str, Any]:
+def drain(
+    conninfo: str, schema: str, batch: int, likes: list[str], events: bool, overlap: bool
+) -> dict[str, Any]:
     me = f"ceiling-{socket.gethostname()}-{os.getpid()}"
     claim, complete = statements(schema, events)
     first: float | None = None
     done = 0
-    with psycopg.connect(conninfo, autocommit=True) as conn:
+    cpu0 = time.process_time()
+    with (
+        psycopg.connect(conninfo, autocommit=True) as conn,
+        psycopg.connect(conninfo, autocommit=True) as writer,
+    ):
         print("ready", flush=True)
         if sys.stdin.readline().strip() != "go":
             return {"error": "no go"}
+        cpu0 = time.process_time()
         params: dict[str, Any] = {"exact": [], "likes": likes, "limit": batch, "me": me}
-        while True:
-            rows = conn.execute(claim, params, prepare=True).fetchall()
-            if not rows:
-                break
-            if first is None:
-                first = time.time()
-            conn.execute(
-                complete,
-                {"ids": [r[0] for r in rows], "attempts": [r[3] for r in rows], "me": me},
-                prepare=True,
-            )
-            done += len(rows)
-    return {"first_start": first, "done": done}
+        # with overlap, a second thread completes one batch while the next is claimed (the
+        # runtime's shape: claims overlap the previous batch's outcome write)
+        batches: queue.Queue[list[Any] | None] = queue.Queue(maxsize=1)
+
+        def complete_all() -> None:
+            while (rows := batches.get()) is not None:
+                complete_batch(writer, rows)
+
+        def complete_batch(c: psycopg.Connection[Any], rows: list[Any]) -> None:
+            ids, attempts = [r[0] for r in rows], [r[3] for r in rows]
+            c.execute(complete, {"ids": ids, "attempts": attempts, "me": me}, prepare=True)
+
+        completer = threading.Thread(target=complete_all) if overlap else None
+        if completer is not None:
+            completer.start()
+        try:
+            while True:
+                rows = conn.execute(claim, params, prepare=True).fetchall()
+                if not rows:
+                    break
+                if first is None:
+                    first = time.time()
+                if completer is not None:
+                    batches.put(rows)
+                else:
+                    complete_batch(conn, rows)
+                done += len(rows)
+        finally:
+            if completer is not None:
+                batches.put(None)
+                completer.join()
+    return {"first_start": first, "done": done, "cpu_seconds": time.process_time() - cpu0}
 
 
 def main() -> int:
@@ -120,9 +149,13 @@ def main() -> int:
     p.add_argument("--batch", type=int, required=True)
     p.add_argument("--like", action="append", default=[])
     p.add_argument("--events", action="store_true", help="write the audit events too")
+    p.add_argument(
+        "--overlap", action="store_true", help="complete each batch while claiming the next"
+    )
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    result = drain(args.conninfo, args.schema, args.batch, args.like or ["bench.%"], args.events)
+    likes = args.like or ["bench.%"]
+    result = drain(args.conninfo, args.schema, args.batch, likes, args.events, args.overlap)
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(result, fh)
     return 0

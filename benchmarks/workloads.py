@@ -567,31 +567,47 @@ def w3(cfg: Config, report: Report) -> None:
 
 
 def ceiling_drain(
-    cfg: Config, processes: int, batch: int, n: int, events: bool
-) -> tuple[float, float]:
-    """(runs/s, seconds) of ``processes`` bare claim/complete loops (``ceiling_proc``) over
-    ``n`` runs."""
+    cfg: Config, processes: int, batch: int, n: int, events: bool, overlap: bool = False
+) -> tuple[float, float, str, dict[str, Any]]:
+    """(runs/s, seconds, note, per-run costs) of ``processes`` bare claim/complete loops
+    (``ceiling_proc``) over ``n`` runs; the note and the costs give CPU and WAL per run."""
     schema = migrate_schema(cfg, "w4")
     argv = ["-m", "benchmarks.ceiling_proc", "--conninfo", cfg.conninfo]
-    argv += ["--schema", schema, "--batch", str(batch)] + (["--events"] if events else [])
+    argv += ["--schema", schema, "--batch", str(batch)]
+    argv += (["--events"] if events else []) + (["--overlap"] if overlap else [])
     with (
         dropped_afterwards(cfg.conninfo, schema),
         psycopg.connect(cfg.conninfo, autocommit=True) as conn,
     ):
         insert_pending(conn, schema, n)
         children = [Child(argv, f"w4-k{batch}-{i}") for i in range(processes)]
-        start_all(children)
+        for child in children:
+            child.wait_ready()
+        meter = Meter(conn)
+        meter.start()
+        for child in children:
+            child.go()
         results = [c.wait(timeout=600) for c in children]
+        costs = meter.stop()
         end, done = last_finish(conn, schema)
     start = float(min(r["first_start"] for r in results if r.get("first_start")))
-    return done / (end - start), end - start
+    loop_cpu = sum(float(r.get("cpu_seconds", 0.0)) for r in results)
+    note = per_run_note(loop_cpu, costs, done).replace("worker", "loop")
+    extra = {
+        "worker_cpu_us_per_run": loop_cpu / done * 1e6,
+        "pg_cpu_us_per_run": None
+        if costs.pg_cpu_seconds is None
+        else costs.pg_cpu_seconds / done * 1e6,
+        "wal_bytes_per_run": costs.wal_bytes / done,
+    }
+    return done / (end - start), end - start, note, extra
 
 
 def w4(cfg: Config, report: Report) -> None:
     for processes in cfg.processes:
         for batch in cfg.ceiling_batches:
             n = cfg.runs if batch > 1 else max(1000, min(5000, cfg.runs // 4))
-            rate, seconds = ceiling_drain(cfg, processes, batch, n, events=False)
+            rate, seconds, costs, extra = ceiling_drain(cfg, processes, batch, n, events=False)
             report.add(
                 Figure(
                     "W4",
@@ -599,23 +615,34 @@ def w4(cfg: Config, report: Report) -> None:
                     f"bare claim+complete, k={batch}, {processes} proc ({n:,} runs)",
                     rate,
                     "runs/s",
-                    note=f"{seconds:.2f}s",
+                    note=f"{seconds:.2f}s; {costs}",
                     key=f"w4_k{batch}_p{processes}",
+                    extra=extra,
                 )
             )
         batch = max(cfg.ceiling_batches)
-        rate, seconds = ceiling_drain(cfg, processes, batch, cfg.runs, events=True)
-        report.add(
-            Figure(
-                "W4",
-                "ceiling",
-                f"bare claim+complete, k={batch}, {processes} proc, with the audit events",
-                rate,
-                "runs/s",
-                note=f"{seconds:.2f}s; leased+started+succeeded rows as the runtime",
-                key=f"w4_k{batch}_p{processes}_events",
-            )
+        variants = (
+            (False, True, "overlapped", "_overlap"),
+            (True, False, "with the audit events", "_events"),
+            (True, True, "overlapped, with the audit events", "_events_overlap"),
         )
+        for events, overlap, label, suffix in variants:
+            rate, seconds, costs, extra = ceiling_drain(
+                cfg, processes, batch, cfg.runs, events, overlap
+            )
+            trail = "; leased+started+succeeded rows as the runtime" if events else ""
+            report.add(
+                Figure(
+                    "W4",
+                    "ceiling",
+                    f"bare claim+complete, k={batch}, {processes} proc, {label}",
+                    rate,
+                    "runs/s",
+                    note=f"{seconds:.2f}s{trail}; {costs}",
+                    key=f"w4_k{batch}_p{processes}{suffix}",
+                    extra=extra,
+                )
+            )
 
 
 def server_facts(conninfo: str) -> dict[str, Any]:

@@ -35,3 +35,31 @@ def test_targets_say_met_and_not_met() -> None:
     assert "- drain >= 1.0x pgqueuer best, default audit trail (1 proc): 0.50x -> NOT met" in slow
     unmeasured = targets(_report(40, None, 5_000, 6_000))
     assert "- PostgreSQL CPU per run <= 45 us (1 proc): not measured" in unmeasured
+
+
+def test_wall_checks_quote_the_faster_bare_loop() -> None:
+    report = _report(80, 90, 5_000, 6_000)
+    plain = {"worker_cpu_us_per_run": 10.0, "pg_cpu_us_per_run": 70.0}
+    overlapped = {"worker_cpu_us_per_run": 12.0, "pg_cpu_us_per_run": 75.0}
+    report.figures += [
+        Figure("W4", "ceiling", "events", 8_000, "runs/s", key="w4_k100_p1_events", extra=plain),
+        Figure(
+            "W4",
+            "ceiling",
+            "ov",
+            9_000,
+            "runs/s",
+            key="w4_k100_p1_events_overlap",
+            extra=overlapped,
+        ),
+        Figure("W4", "ceiling", "lean", 12_000, "runs/s", key="w4_k100_p1"),
+        Figure("W1", "workfleet", "batch", 30_000, "runs/s", key="w1_batch"),
+        Figure("W1", "pgqueuer", "batch", 50_000, "runs/s", key="p_w1_batch"),
+    ]
+    lines = targets(report)
+    assert "  (wall check: the bare loop writing the same rows reaches 0.90x)" in lines
+    assert "  (wall check: the bare loop without lifecycle events reaches 1.20x)" in lines
+    assert "  (wall check: the bare loop with the audit events spends 87 us)" in lines
+    assert "  (wall check: PostgreSQL spends 75 us per run of the bare loop's statements)" in lines
+    assert "- batch submit >= 1.0x pgqueuer batch enqueue: 0.60x -> NOT met" in lines
+    assert not any("wall check" in line for line in targets(_report(80, 90, 5_000, 6_000)))
