@@ -121,11 +121,12 @@ async def test_an_undecodable_payload_fails_only_its_own_run(
     assert "RecursionError" in (claimed[bad].payload_error or "")
 
 
+@pytest.mark.parametrize("waits", [True, False], ids=["claim", "claim_ready"])
 async def test_infinite_timestamps_do_not_break_claims(
-    pg_dsn: str, schema: str, pg_store: PgStore
+    pg_dsn: str, schema: str, pg_store: PgStore, waits: bool
 ) -> None:
     """run_at '-infinity' (due since forever) and created_at 'infinity' are read as the ends of
-    the calendar; the claim that returns them works, and so do reads."""
+    the calendar; the claim that returns them works (both claims), and so do reads."""
     odd = await _legacy_row(
         pg_dsn,
         schema,
@@ -133,7 +134,7 @@ async def test_infinite_timestamps_do_not_break_claims(
         "'t.a.v1', '{}', '-infinity', 'infinity'",
     )
     good = await _legacy_row(pg_dsn, schema, "type, payload", "'t.a.v1', '{}'")
-    claimed = {c.id: c for c in await pg_store.claim(W, ALL, 10, 30)}
+    claimed = {c.id: c for c in await pg_store.claim(W, ALL, 10, 30, waits=waits)}
     assert set(claimed) == {odd, good}
     assert claimed[odd].run_at == FAR_PAST
     assert claimed[odd].queue_wait.total_seconds() > 0
@@ -143,6 +144,26 @@ async def test_infinite_timestamps_do_not_break_claims(
         cur = await conn.execute("SELECT 'infinity'::timestamptz, '-infinity'::timestamptz")
         far_future, far_past = await cur.fetchone()  # type: ignore[misc]
     assert (far_future, far_past) == (FAR_FUTURE, FAR_PAST)
+
+
+async def test_the_lease_loop_keeps_the_drivers_c_timestamp_loader(
+    pg_store: PgStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hot path's statements clamp infinite timestamps in SQL, so they are read by the
+    driver's C loader: the Python one (``tolerate_infinity``) costs about a tenth of a no-op
+    run's CPU. Every statement a lease loop and the completer run stays off it."""
+    used: list[object] = []
+    monkeypatch.setattr("workfleet.db.queries.tolerate_infinity", used.append)
+    await pg_store.enqueue_many([_new() for _ in range(2)])
+    [first] = await pg_store.claim(W, ALL, 1, 30, waits=False)
+    [second] = await pg_store.claim(W, ALL, 1, 30, waits=True)
+    await pg_store.next_due(ALL)
+    await pg_store.heartbeat_many(W, [first.lease], 30)
+    done = [Completion.succeeded(c.lease, "null", {"attempt": 1}) for c in (first, second)]
+    assert await pg_store.complete_many(W, done) == {first.id, second.id}
+    assert used == []
+    await pg_store.get(first.id)  # any other read goes through it
+    assert len(used) == 1
 
 
 async def test_a_refused_outcome_fails_its_run_and_the_batch_goes_through(

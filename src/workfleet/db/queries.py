@@ -83,7 +83,15 @@ UNPREPARED = frozenset(
 # The worker's hot path keeps psycopg's C timestamp loader: these statements return no
 # timestamp, or clamp the infinite ones in SQL (see workfleet.db.pool).
 HOT_PATH = frozenset(
-    {"claim", "next_due", "complete_many", "heartbeat_many", "extend_lease", "reclaim_expired"}
+    {
+        "claim",
+        "claim_ready",
+        "next_due",
+        "complete_many",
+        "heartbeat_many",
+        "extend_lease",
+        "reclaim_expired",
+    }
 )
 
 # Errors that come from what a statement was given or found (a value out of range, a broken
