@@ -105,6 +105,6 @@ async def test_a_type_over_255_bytes_is_refused_and_inserts_nothing(
 async def test_awkward_text_round_trips_in_a_batch(store: RunQueue) -> None:
     """Tabs, newlines, backslashes, text-format markers (``\\N``, ``\\.``) and non-ASCII
     characters in a batch arrive as they were sent."""
-    payload = {"s": "tab\there\nnew \\ back \\N \\. \"q\" é 🚀", "n": None, "x": [1.5, True]}
+    payload = {"s": 'tab\there\nnew \\ back \\N \\. "q" é 🚀', "n": None, "x": [1.5, True]}
     results = await store.enqueue_many([NewRun("t.a.v1", payload), NewRun("t.a.v1", {})])
     assert [(await record(store, r.id)).payload for r in results] == [payload, {}]
