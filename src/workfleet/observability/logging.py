@@ -7,6 +7,7 @@ an exception message that quotes a connection string cannot leak one.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import sys
 from collections.abc import MutableMapping
@@ -66,3 +67,46 @@ def get_logger(**bound: Any) -> Logger:
     """A logger with ``bound`` key/values attached."""
     logger: Logger = structlog.get_logger().bind(**bound)
     return logger
+
+
+_RUN_KEYS = ("run_id", "type", "attempt", "worker_id")
+
+
+def _run_context_vars() -> tuple[contextvars.ContextVar[Any], ...] | None:
+    """structlog's own context variables for the run's four keys, or None if this structlog
+    keeps them elsewhere. They are created through its public API (in a throwaway context), so
+    ``merge_contextvars`` and ``get_contextvars`` see what :func:`bind_run_context` sets."""
+    contextvars.copy_context().run(
+        structlog.contextvars.bind_contextvars, **dict.fromkeys(_RUN_KEYS)
+    )
+    registry = getattr(structlog.contextvars, "_CONTEXT_VARS", None)
+    prefix = getattr(structlog.contextvars, "STRUCTLOG_KEY_PREFIX", None)
+    if not isinstance(registry, dict) or not isinstance(prefix, str):
+        return None
+    found = tuple(registry.get(f"{prefix}{key}") for key in _RUN_KEYS)
+    if not all(isinstance(var, contextvars.ContextVar) for var in found):
+        return None
+    return found  # type: ignore[return-value]
+
+
+_RUN_VARS = _run_context_vars()
+
+
+def bind_run_context(run_id: str, run_type: str, attempt: int, worker_id: str) -> None:
+    """Bind the run's log context in the current context (the run's task): every structlog
+    logger used there, the executor's own included, carries the four keys.
+
+    ``structlog.contextvars.bind_contextvars`` does the same at twice the cost (a formatted
+    name and a lookup per key, on every run); this sets structlog's variables directly, and
+    falls back to it when they cannot be found.
+    """
+    if _RUN_VARS is None:
+        structlog.contextvars.bind_contextvars(
+            run_id=run_id, type=run_type, attempt=attempt, worker_id=worker_id
+        )
+        return
+    v_run, v_type, v_attempt, v_worker = _RUN_VARS
+    v_run.set(run_id)
+    v_type.set(run_type)
+    v_attempt.set(attempt)
+    v_worker.set(worker_id)

@@ -22,12 +22,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
 from pydantic import ValidationError
 
 from workfleet.checkpoints import WorkflowStore
 from workfleet.models import ClaimedRun, Fail, Lease, Outcome, RunStatus
-from workfleet.observability.logging import Logger
+from workfleet.observability.logging import Logger, bind_run_context
 from workfleet.plugin import ExecutorSpec, Run, StopReason, SyncRun
 from workfleet.runtime import outcomes
 from workfleet.runtime.outcomes import Decision, Policy
@@ -209,9 +208,7 @@ class Execution:
         for the task's own cancellation at teardown)."""
         c = self.claimed
         # this task's context: any structlog logger the executor uses carries the run
-        structlog.contextvars.bind_contextvars(
-            run_id=str(c.id), type=c.type, attempt=c.attempt + 1, worker_id=self.session.worker_id
-        )
+        bind_run_context(str(c.id), c.type, c.attempt + 1, self.session.worker_id)
         try:
             decision = await self._decide()
         except Exception as exc:  # a runtime bug: no write, the lease expires and is retried
