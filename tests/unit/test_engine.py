@@ -61,6 +61,19 @@ def make_plugin() -> Plugin:
         await run.cancelled.wait()
         return "noticed"
 
+    @plugin.executor("u.self-cancel.v1", max_attempts=1)
+    async def self_cancel(run: Run[Any]) -> None:
+        raise asyncio.CancelledError("raised by the executor, not a stop")
+
+    @plugin.executor("u.stubborn.v1")
+    async def stubborn(run: Run[Any]) -> str:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            await asyncio.sleep(0.02)  # still working after its cancellation
+            return "swallowed"
+        return "never"
+
     @plugin.executor("u.thread.v1")
     def in_thread(run: SyncRun[Any]) -> str:
         return threading.current_thread().name
@@ -184,6 +197,38 @@ async def test_cancellation_reaches_the_running_executor(rig: Any) -> None:
     await observer.wait_for(lambda: observer.outcomes[Outcome.CANCELLED] == 1)
     record = await store.get(run_id)
     assert record.status is RunStatus.CANCELLED, "the executor's return is not written"
+
+
+async def test_an_executor_raising_cancelled_error_itself_is_a_failed_attempt(rig: Any) -> None:
+    """Async executors without a timeout run in the execution's own task: a CancelledError the
+    executor raises (no stop was asked) fails the attempt and leaves the worker running."""
+    engine, store, observer, _ = rig
+    [run_id] = await submit(engine, store, "u.self-cancel.v1")
+    await observer.wait_for(lambda: observer.outcomes[Outcome.FAILED] == 1)
+    await engine.completer.wait_idle()
+    record = await store.get(run_id)
+    assert (record.status, record.last_error) == (
+        RunStatus.FAILED,
+        "RuntimeError: executor task was cancelled",
+    )
+    [ok_id] = await submit(engine, store, "u.ok.v1")
+    await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 1)
+    assert (await store.get(ok_id)).status is RunStatus.SUCCEEDED
+
+
+async def test_an_executor_that_swallows_its_cancellation_is_still_stopped(rig: Any) -> None:
+    """The stop's cancellation of the execution's task is taken back by the execution; what the
+    executor returns afterwards is not written, and the loop goes on claiming."""
+    engine, store, observer, _ = rig
+    [run_id] = await submit(engine, store, "u.stubborn.v1")
+    await observer.wait_for(lambda: len(observer.started) == 1)
+    assert await store.cancel(run_id)
+    engine.notify_cancelled(run_id)
+    await observer.wait_for(lambda: observer.outcomes[Outcome.CANCELLED] == 1)
+    assert (await store.get(run_id)).status is RunStatus.CANCELLED
+    [ok_id] = await submit(engine, store, "u.ok.v1")
+    await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 1)
+    assert (await store.get(ok_id)).status is RunStatus.SUCCEEDED
 
 
 async def test_heartbeat_notices_a_lost_lease(rig: Any) -> None:

@@ -133,6 +133,9 @@ class Execution:
         self.run: Run[Any] | SyncRun[Any] | None = None
         self._log: Logger | None = None
         self._inner: asyncio.Future[Any] | None = None
+        # an async executor without a timeout runs in this execution's own task (see _inline)
+        self._inline_task: asyncio.Task[Any] | None = None
+        self._inline_cancelled = False
         self._thread_future: concurrent.futures.Future[Any] | None = None
         self._grace_handle: asyncio.TimerHandle | None = None
         session.on_lost = self._lost
@@ -167,6 +170,7 @@ class Execution:
         self.session.on_lost = _ignore_loss
         self.run = None
         self._inner = None
+        self._inline_task = None
 
     # --- stopping ---------------------------------------------------------------------------------
 
@@ -186,6 +190,9 @@ class Execution:
     def _cancel_inner(self) -> None:
         if self._inner is not None and not self._inner.done():
             self._inner.cancel()
+        elif self._inline_task is not None:
+            self._inline_cancelled = True
+            self._inline_task.cancel()
 
     def _lost(self, status: RunStatus | None) -> None:
         if self.stop_reason is not None or self.decision is not None:
@@ -242,6 +249,8 @@ class Execution:
             self.run.stop_reason = self.stop_reason
             self.run.cancelled.set()
         timeout = spec.timeout or policy.default_timeout
+        if timeout is None and spec.is_async and not spec.workflow:
+            return await self._inline(spec, self.run)
         self._inner = inner = self._start(spec, self.run)
         if not await settled(inner, timeout):
             # whatever the task ends with after this (an executor that turns its cancellation
@@ -259,6 +268,41 @@ class Execution:
             spec,
             policy,
             value=None if cancelled or raised is not None else inner.result(),
+            exc=raised,
+            cancelled=cancelled,
+            stop=self.stop_reason,
+            seconds=time.monotonic() - self.started,
+        )
+
+    async def _inline(self, spec: ExecutorSpec, run: Run[Any] | SyncRun[Any]) -> Decision:
+        """Await an async executor without a timeout in this task: no second task, future and
+        waiter per run. A stop's grace cancels this task; that cancellation is taken back here
+        (``uncancel``) and decided like a cancelled executor task. A cancellation from anywhere
+        else (teardown) propagates. An executor that swallows the cancellation keeps its slot
+        until it returns, since it is still running."""
+        task = asyncio.current_task()
+        assert task is not None  # noqa: S101 - always called from the execution's task
+        self._inline_task = task
+        value: Any = None
+        raised: Exception | None = None
+        cancelled = False
+        try:
+            value = await spec.fn(run)
+        except asyncio.CancelledError:
+            if task.cancelling() and not self._inline_cancelled:
+                raise  # not ours: the task itself is being torn down
+            cancelled = True  # our stop's grace ran out, or the executor raised it itself
+        except Exception as exc:  # noqa: BLE001 - the executor's failure is an outcome
+            raised = exc
+        finally:
+            self._inline_task = None
+            if self._inline_cancelled and task.cancelling():
+                task.uncancel()
+        return outcomes.finished(
+            self.claimed,
+            spec,
+            self.shared.policy,
+            value=value,
             exc=raised,
             cancelled=cancelled,
             stop=self.stop_reason,
