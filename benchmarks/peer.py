@@ -28,6 +28,7 @@ from benchmarks.common import (
     start_all,
     wait_until,
 )
+from benchmarks.costs import Meter, per_run_note
 from benchmarks.workloads import Config, latencies_ms, latency_figures
 
 VENV = STATE / "venv-pgqueuer"
@@ -163,7 +164,12 @@ def peer_w2(cfg: Config, pgq: Pgq, report: Report, batches: tuple[int, ...]) -> 
                 ]
                 sampler = RssSampler([c.pid for c in children])
                 try:
-                    start_all(children)
+                    for child in children:
+                        child.wait_ready()
+                    meter = Meter(conn)
+                    meter.start()
+                    for child in children:
+                        child.go()
 
                     def finished(
                         conn: psycopg.Connection[Any] = conn,
@@ -174,6 +180,7 @@ def peer_w2(cfg: Config, pgq: Pgq, report: Report, batches: tuple[int, ...]) -> 
                         return queue_empty(conn, s)
 
                     wait_until(finished, timeout=600, interval=0.1)
+                    costs = meter.stop()
                     time.sleep(0.2)
                     end, done = last_success(conn, schema)
                 finally:
@@ -183,6 +190,7 @@ def peer_w2(cfg: Config, pgq: Pgq, report: Report, batches: tuple[int, ...]) -> 
             start = min(r["first_start"] for r in results if r.get("first_start"))
             seconds = end - start
             peak = max(sampler.peak_kib.values()) / 1024
+            worker_cpu = sum(float(r.get("cpu_seconds", 0.0)) for r in results)
             report.add(
                 Figure(
                     "W2",
@@ -190,8 +198,16 @@ def peer_w2(cfg: Config, pgq: Pgq, report: Report, batches: tuple[int, ...]) -> 
                     f"drain {cfg.runs:,}, {processes} proc, batch_size={batch}",
                     done / seconds,
                     "runs/s",
-                    note=f"{seconds:.2f}s; peak RSS {peak:.0f} MiB",
+                    note=f"{seconds:.2f}s; peak RSS {peak:.0f} MiB; "
+                    f"{per_run_note(worker_cpu, costs, done)}",
                     key=f"p_w2_b{batch}_p{processes}",
+                    extra={
+                        "worker_cpu_us_per_run": worker_cpu / done * 1e6,
+                        "pg_cpu_us_per_run": None
+                        if costs.pg_cpu_seconds is None
+                        else costs.pg_cpu_seconds / done * 1e6,
+                        "wal_bytes_per_run": costs.wal_bytes / done,
+                    },
                 )
             )
 

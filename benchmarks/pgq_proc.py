@@ -139,8 +139,13 @@ async def worker() -> dict[str, Any]:
     line = await loop.run_in_executor(None, sys.stdin.readline)
     if line.strip() != "go":
         return {"error": "no go"}
+    cpu0 = time.process_time()
     await pgq.run(batch_size=ARGS.batch)
-    return {"first_start": first[0] if first else None, "starts": starts}
+    return {
+        "first_start": first[0] if first else None,
+        "starts": starts,
+        "cpu_seconds": time.process_time() - cpu0,
+    }
 
 
 def main() -> int:

@@ -176,6 +176,16 @@ def targets(report: Report) -> list[str]:
         )
         if bare_loop_us is not None and bare_pg_us is not None:
             wall(f"the bare loop with the audit events spends {bare_loop_us + bare_pg_us:.0f} us")
+        peer = peer_best.extra if peer_best is not None else {}
+        peer_worker_us, peer_pg_us = (
+            peer.get("worker_cpu_us_per_run"),
+            peer.get("pg_cpu_us_per_run"),
+        )
+        if peer_worker_us is not None and peer_pg_us is not None:
+            out.append(
+                f"  (context: pgqueuer's best drain spends {peer_worker_us + peer_pg_us:.0f} us, "
+                f"{peer_pg_us:.0f} us of it in PostgreSQL)"
+            )
         check(
             f"PostgreSQL CPU per run <= 45 us ({p} proc)",
             pg_us,

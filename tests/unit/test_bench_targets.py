@@ -63,3 +63,8 @@ def test_wall_checks_quote_the_faster_bare_loop() -> None:
     assert "  (wall check: PostgreSQL spends 75 us per run of the bare loop's statements)" in lines
     assert "- batch submit >= 1.0x pgqueuer batch enqueue: 0.60x -> NOT met" in lines
     assert not any("wall check" in line for line in targets(_report(80, 90, 5_000, 6_000)))
+    peer = report.get("p_w2_b100_p1")
+    assert peer is not None
+    peer.extra = {"worker_cpu_us_per_run": 40.0, "pg_cpu_us_per_run": 35.0}
+    context = "  (context: pgqueuer's best drain spends 75 us, 35 us of it in PostgreSQL)"
+    assert context in targets(report)
