@@ -55,6 +55,9 @@ def test_wall_checks_quote_the_faster_bare_loop() -> None:
         Figure("W4", "ceiling", "lean", 12_000, "runs/s", key="w4_k100_p1"),
         Figure("W1", "workfleet", "batch", 30_000, "runs/s", key="w1_batch"),
         Figure("W1", "pgqueuer", "batch", 50_000, "runs/s", key="p_w1_batch"),
+        Figure("W1", "raw", "insert", 35_000, "runs/s", key="w1_raw"),
+        Figure("W1", "raw", "copy", 60_000, "runs/s", key="w1_copy"),
+        Figure("W3", "pgqueuer", "pickup", 2.5, "ms p99", key="p_w3_notify"),
     ]
     lines = targets(report)
     assert "  (wall check: the bare loop writing the same rows reaches 0.90x)" in lines
@@ -62,6 +65,9 @@ def test_wall_checks_quote_the_faster_bare_loop() -> None:
     assert "  (wall check: the bare loop with the audit events spends 87 us)" in lines
     assert "  (wall check: PostgreSQL spends 75 us per run of the bare loop's statements)" in lines
     assert "- batch submit >= 1.0x pgqueuer batch enqueue: 0.60x -> NOT met" in lines
+    raw_copy = "a raw multi-row INSERT of the same rows reaches 0.70x, one COPY of all of them"
+    assert f"  (wall check: {raw_copy} in one transaction 1.20x)" in lines
+    assert "  (context: pgqueuer's pickup p99 in the same run: 2.50 ms)" in lines
     assert not any("wall check" in line for line in targets(_report(80, 90, 5_000, 6_000)))
     peer = report.get("p_w2_b100_p1")
     assert peer is not None
