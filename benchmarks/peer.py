@@ -29,7 +29,8 @@ from benchmarks.common import (
     wait_until,
 )
 from benchmarks.costs import Meter, per_run_note
-from benchmarks.workloads import Config, latencies_ms, latency_figures
+from benchmarks.pickup import latencies_ms, latency_figures
+from benchmarks.workloads import Config
 
 VENV = STATE / "venv-pgqueuer"
 PYTHON = VENV / "bin" / "python"

@@ -19,7 +19,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from benchmarks.ceiling import w4
 from benchmarks.common import STATE, Figure, Report, conninfo_of, database_url, load_average
+from benchmarks.pickup import w3
 from benchmarks.workflows import w7, w8, w9
 from benchmarks.workloads import (
     Config,
@@ -28,8 +30,6 @@ from benchmarks.workloads import (
     w2,
     w2_debug_logs,
     w2_events_off,
-    w3,
-    w4,
     w5,
     w6_idle,
 )
@@ -232,6 +232,9 @@ def _other_targets(t: _Lines, report: Report) -> None:
         lambda v: v <= 2.0,
         "{:.2f} ms",
     )
+    bare_w3 = report.get("w3_bare")
+    if bare_w3 is not None:
+        t.wall(f"a bare LISTEN + claim loop on the same schema: {bare_w3.value:.2f} ms p99")
     peer_w3 = report.get("p_w3_notify")
     if peer_w3 is not None:
         t.context(f"pgqueuer's pickup p99 in the same run: {peer_w3.value:.2f} ms")

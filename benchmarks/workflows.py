@@ -21,9 +21,9 @@ import psycopg
 from psycopg import sql
 
 from benchmarks.common import Figure, Report, dropped_afterwards, start_all, wait_until
+from benchmarks.pickup import latency_figures
 from benchmarks.workloads import (
     Config,
-    latency_figures,
     migrate_schema,
     remaining,
     table,

@@ -1,10 +1,10 @@
-"""The workloads W1-W6 for workfleet and the W4 ceiling. See docs/performance.md."""
+"""The workloads W1, W2, W5 and W6, and what the others share. See docs/performance.md
+(W3 is in ``benchmarks.pickup``, W4 in ``benchmarks.ceiling``)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import statistics
 import sys
 import time
 from dataclasses import dataclass, field
@@ -22,7 +22,6 @@ from benchmarks.common import (
     RssSampler,
     dropped_afterwards,
     new_schema_name,
-    percentile,
     rss_kib,
     start_all,
     wait_until,
@@ -466,183 +465,6 @@ def w6_idle(cfg: Config, report: Report) -> None:
             key="w6_idle",
         )
     )
-
-
-# --- W3 pickup latency ---------------------------------------------------------------------------
-
-
-def produce(
-    conn: psycopg.Connection[Any], schema: str, rate: float, seconds: float
-) -> tuple[dict[int, float], list[float]]:
-    """Insert one run every 1/rate s; the wall-clock time each autocommit INSERT returned."""
-    stmt = sql.SQL("INSERT INTO {} (type, payload) VALUES (%s, %s)").format(table(schema))
-    commits: dict[int, float] = {}
-    round_trips: list[float] = []
-    count = int(rate * seconds)
-    t_start = time.monotonic()
-    for i in range(count):
-        delay = t_start + i / rate - time.monotonic()
-        if delay > 0:
-            time.sleep(delay)
-        before = time.time()
-        conn.execute(stmt, [NOOP_TYPE, Jsonb({"seq": i})], prepare=True)
-        commits[i] = time.time()
-        round_trips.append(commits[i] - before)
-    return commits, round_trips
-
-
-def latencies_ms(commits: dict[int, float], starts: dict[str, float]) -> list[float]:
-    return [(starts[str(i)] - t) * 1000 for i, t in commits.items() if str(i) in starts]
-
-
-def latency_figures(
-    report: Report,
-    workload_system: tuple[str, str],
-    variant: str,
-    lat: list[float],
-    expected: int,
-    round_trips: list[float],
-    key: str,
-) -> None:
-    workload, system = workload_system
-    rtt = statistics.median(round_trips) * 1000 if round_trips else 0.0
-    note = (
-        f"p50 {percentile(lat, 50):.2f} / p95 {percentile(lat, 95):.2f} / "
-        f"max {max(lat):.2f} ms; n={len(lat)}/{expected}; INSERT rtt {rtt:.2f} ms"
-    )
-    report.add(
-        Figure(
-            workload,
-            system,
-            variant,
-            percentile(lat, 99),
-            "ms p99",
-            note=note,
-            key=key,
-            extra={
-                "p50": percentile(lat, 50),
-                "p95": percentile(lat, 95),
-                "p99": percentile(lat, 99),
-                "n": len(lat),
-            },
-        )
-    )
-
-
-def w3(cfg: Config, report: Report) -> None:
-    for poll_only in (False, True):
-        schema = migrate_schema(cfg, "w3")
-        mode = "poll-only (poll_interval 5 s)" if poll_only else "NOTIFY"
-        with dropped_afterwards(cfg.conninfo, schema):
-            child = worker_child(
-                cfg,
-                schema,
-                [f"bench.%={cfg.concurrency}"],
-                "w3-worker",
-                poll_only=poll_only,
-                record_starts=True,
-            )
-            with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
-                try:
-                    start_all([child])
-                    time.sleep(1.0)  # listener connected, first empty claim done
-                    commits, rtts = produce(conn, schema, cfg.latency_rate, cfg.latency_seconds)
-                    wait_until(lambda c=conn, s=schema: not remaining(c, s), timeout=60)
-                finally:
-                    child.stop()
-            result = child.wait()
-        lat = latencies_ms(commits, result["starts"])
-        latency_figures(
-            report,
-            ("W3", "workfleet"),
-            f"commit->start, {cfg.latency_rate:g}/s for {cfg.latency_seconds:g}s, {mode}",
-            lat,
-            len(commits),
-            rtts,
-            "w3_poll" if poll_only else "w3_notify",
-        )
-
-
-# --- W4 ceiling ----------------------------------------------------------------------------------
-
-
-def ceiling_drain(
-    cfg: Config, processes: int, batch: int, n: int, events: bool, overlap: bool = False
-) -> tuple[float, float, str, dict[str, Any]]:
-    """(runs/s, seconds, note, per-run costs) of ``processes`` bare claim/complete loops
-    (``ceiling_proc``) over ``n`` runs; the note and the costs give CPU and WAL per run."""
-    schema = migrate_schema(cfg, "w4")
-    argv = ["-m", "benchmarks.ceiling_proc", "--conninfo", cfg.conninfo]
-    argv += ["--schema", schema, "--batch", str(batch)]
-    argv += (["--events"] if events else []) + (["--overlap"] if overlap else [])
-    with (
-        dropped_afterwards(cfg.conninfo, schema),
-        psycopg.connect(cfg.conninfo, autocommit=True) as conn,
-    ):
-        insert_pending(conn, schema, n)
-        children = [Child(argv, f"w4-k{batch}-{i}") for i in range(processes)]
-        for child in children:
-            child.wait_ready()
-        meter = Meter(conn)
-        meter.start()
-        for child in children:
-            child.go()
-        results = [c.wait(timeout=600) for c in children]
-        costs = meter.stop()
-        end, done = last_finish(conn, schema)
-    start = float(min(r["first_start"] for r in results if r.get("first_start")))
-    loop_cpu = sum(float(r.get("cpu_seconds", 0.0)) for r in results)
-    note = per_run_note(loop_cpu, costs, done).replace("worker", "loop")
-    extra = {
-        "worker_cpu_us_per_run": loop_cpu / done * 1e6,
-        "pg_cpu_us_per_run": None
-        if costs.pg_cpu_seconds is None
-        else costs.pg_cpu_seconds / done * 1e6,
-        "wal_bytes_per_run": costs.wal_bytes / done,
-    }
-    return done / (end - start), end - start, note, extra
-
-
-def w4(cfg: Config, report: Report) -> None:
-    for processes in cfg.processes:
-        for batch in cfg.ceiling_batches:
-            n = cfg.runs if batch > 1 else max(1000, min(5000, cfg.runs // 4))
-            rate, seconds, costs, extra = ceiling_drain(cfg, processes, batch, n, events=False)
-            report.add(
-                Figure(
-                    "W4",
-                    "ceiling",
-                    f"bare claim+complete, k={batch}, {processes} proc ({n:,} runs)",
-                    rate,
-                    "runs/s",
-                    note=f"{seconds:.2f}s; {costs}",
-                    key=f"w4_k{batch}_p{processes}",
-                    extra=extra,
-                )
-            )
-        batch = max(cfg.ceiling_batches)
-        variants = (
-            (False, True, "overlapped", "_overlap"),
-            (True, False, "with the audit events", "_events"),
-            (True, True, "overlapped, with the audit events", "_events_overlap"),
-        )
-        for events, overlap, label, suffix in variants:
-            rate, seconds, costs, extra = ceiling_drain(
-                cfg, processes, batch, cfg.runs, events, overlap
-            )
-            trail = "; leased+started+succeeded rows as the runtime" if events else ""
-            report.add(
-                Figure(
-                    "W4",
-                    "ceiling",
-                    f"bare claim+complete, k={batch}, {processes} proc, {label}",
-                    rate,
-                    "runs/s",
-                    note=f"{seconds:.2f}s{trail}; {costs}",
-                    key=f"w4_k{batch}_p{processes}{suffix}",
-                    extra=extra,
-                )
-            )
 
 
 def server_facts(conninfo: str) -> dict[str, Any]:

@@ -1,0 +1,93 @@
+"""W3 bare pickup: a framework-free LISTEN and claim loop on workfleet's own schema.
+
+The floor under the runtime's pickup latency on this machine: one psycopg connection (no
+pool, no event loop, no executor) listens on the schema's channel, and on each notification
+runs the runtime's own hot claim (``claim_ready`` from ``src/workfleet/db/sql/runs.sql``:
+the same rows, events and asynchronous commit) and records, for every run it returns, the
+wall-clock time the row arrived. The claimed runs are completed afterwards, off the measured
+path. It stops on SIGTERM and writes ``{"starts": {seq: time}}`` to ``--out``.
+
+Protocol as ``benchmarks.worker_proc``: ``ready``, wait for ``go``, JSON to ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+import psycopg
+
+from workfleet.db.notifications import channel_name
+from workfleet.db.queries import Queries
+
+COMPLETE = """
+UPDATE {schema}.workflow_run r
+SET status = 'succeeded', result = 'null'::jsonb, leased_by = NULL, lease_until = NULL,
+    updated_at = now()
+WHERE r.id = ANY(%(ids)s::uuid[]) AND r.status = 'leased' AND r.leased_by = %(me)s
+"""
+
+
+def listen(conninfo: str, schema: str) -> dict[str, Any]:
+    me = f"pickup-{socket.gethostname()}"
+    q = Queries(schema)
+    complete = psycopg.sql.SQL(COMPLETE).format(schema=psycopg.sql.Identifier(schema))
+    params: dict[str, Any] = {
+        "exact": [],
+        "likes": ["bench.%"],
+        "limit": 10,
+        "worker_id": me,
+        "lease": 30.0,
+        "lifecycle": True,
+    }
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    starts: dict[str, float] = {}
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel_name(schema)))
+        )
+        print("ready", flush=True)
+        if sys.stdin.readline().strip() != "go":
+            return {"error": "no go"}
+        while not stopping:
+            woke = False
+            for _ in conn.notifies(timeout=0.2, stop_after=1):
+                woke = True
+            if not woke:
+                continue
+            while True:  # claim until nothing is left (a burst needs more than one claim)
+                rows = conn.execute(q["claim_ready"], params, prepare=True).fetchall()
+                arrived = time.time()
+                if not rows:
+                    break
+                for row in rows:
+                    starts[str(json.loads(row[2])["seq"])] = arrived
+                conn.execute(complete, {"ids": [row[0] for row in rows], "me": me})
+    return {"starts": starts}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    p.add_argument("--conninfo", required=True)
+    p.add_argument("--schema", required=True)
+    p.add_argument("--out", required=True)
+    args = p.parse_args()
+    result = listen(args.conninfo, args.schema)
+    with open(args.out, "w", encoding="utf-8") as fh:
+        json.dump(result, fh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
