@@ -3,18 +3,16 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import psycopg
 
-from benchmarks.common import Child, Figure, Report, dropped_afterwards
-from benchmarks.costs import Meter, per_run_note
+from benchmarks.common import Child, Figure, Report, dropped_afterwards, start_all
+from benchmarks.costs import Meter, per_run_extra, per_run_note
 from benchmarks.workloads import Config, insert_pending, last_finish, migrate_schema
 
 
 def ceiling_drain(
     cfg: Config, processes: int, batch: int, n: int, events: bool, overlap: bool = False
-) -> tuple[float, float, str, dict[str, Any]]:
+) -> tuple[float, float, str, dict[str, float | None]]:
     """(runs/s, seconds, note, per-run costs) of ``processes`` bare claim/complete loops
     (``ceiling_proc``) over ``n`` runs; the note and the costs give CPU and WAL per run."""
     schema = migrate_schema(cfg, "w4")
@@ -27,26 +25,15 @@ def ceiling_drain(
     ):
         insert_pending(conn, schema, n)
         children = [Child(argv, f"w4-k{batch}-{i}") for i in range(processes)]
-        for child in children:
-            child.wait_ready()
         meter = Meter(conn)
-        meter.start()
-        for child in children:
-            child.go()
+        start_all(children, meter.start)
         results = [c.wait(timeout=600) for c in children]
         costs = meter.stop()
         end, done = last_finish(conn, schema)
     start = float(min(r["first_start"] for r in results if r.get("first_start")))
     loop_cpu = sum(float(r.get("cpu_seconds", 0.0)) for r in results)
     note = per_run_note(loop_cpu, costs, done).replace("worker", "loop")
-    extra = {
-        "worker_cpu_us_per_run": loop_cpu / done * 1e6,
-        "pg_cpu_us_per_run": None
-        if costs.pg_cpu_seconds is None
-        else costs.pg_cpu_seconds / done * 1e6,
-        "wal_bytes_per_run": costs.wal_bytes / done,
-    }
-    return done / (end - start), end - start, note, extra
+    return done / (end - start), end - start, note, per_run_extra(loop_cpu, costs, done)
 
 
 def w4(cfg: Config, report: Report) -> None:

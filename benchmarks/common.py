@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -154,10 +154,13 @@ class Child:
         return result
 
 
-def start_all(children: Sequence[Child]) -> None:
-    """Wait until every child is ready, then release them together."""
+def start_all(children: Sequence[Child], before_go: Callable[[], None] | None = None) -> None:
+    """Wait until every child is ready, call ``before_go()`` (a meter's start, say), then
+    release them together."""
     for child in children:
         child.wait_ready()
+    if before_go is not None:
+        before_go()
     for child in children:
         child.go()
 

@@ -28,7 +28,7 @@ from benchmarks.common import (
     start_all,
     wait_until,
 )
-from benchmarks.costs import Meter, per_run_note
+from benchmarks.costs import Meter, per_run_extra, per_run_note
 from benchmarks.pickup import latencies_ms, latency_figures
 from benchmarks.workloads import Config
 
@@ -165,12 +165,8 @@ def peer_w2(cfg: Config, pgq: Pgq, report: Report, batches: tuple[int, ...]) -> 
                 ]
                 sampler = RssSampler([c.pid for c in children])
                 try:
-                    for child in children:
-                        child.wait_ready()
                     meter = Meter(conn)
-                    meter.start()
-                    for child in children:
-                        child.go()
+                    start_all(children, meter.start)
 
                     def finished(
                         conn: psycopg.Connection[Any] = conn,
@@ -202,13 +198,7 @@ def peer_w2(cfg: Config, pgq: Pgq, report: Report, batches: tuple[int, ...]) -> 
                     note=f"{seconds:.2f}s; peak RSS {peak:.0f} MiB; "
                     f"{per_run_note(worker_cpu, costs, done)}",
                     key=f"p_w2_b{batch}_p{processes}",
-                    extra={
-                        "worker_cpu_us_per_run": worker_cpu / done * 1e6,
-                        "pg_cpu_us_per_run": None
-                        if costs.pg_cpu_seconds is None
-                        else costs.pg_cpu_seconds / done * 1e6,
-                        "wal_bytes_per_run": costs.wal_bytes / done,
-                    },
+                    extra=per_run_extra(worker_cpu, costs, done),
                 )
             )
 

@@ -26,7 +26,7 @@ from benchmarks.common import (
     start_all,
     wait_until,
 )
-from benchmarks.costs import Costs, Meter, per_run_note
+from benchmarks.costs import Costs, Meter, per_run_extra, per_run_note
 
 
 @dataclass
@@ -335,13 +335,7 @@ def w2(cfg: Config, report: Report) -> None:
                 "runs/s",
                 note=f"{res.seconds:.2f}s; {res.cost_note}",
                 key=f"w2_p{processes}",
-                extra={
-                    "worker_cpu_us_per_run": res.cpu_seconds / res.done * 1e6,
-                    "pg_cpu_us_per_run": None
-                    if res.costs.pg_cpu_seconds is None
-                    else res.costs.pg_cpu_seconds / res.done * 1e6,
-                    "wal_bytes_per_run": res.costs.wal_bytes / res.done,
-                },
+                extra=per_run_extra(res.cpu_seconds, res.costs, res.done),
             )
         )
         report.add(

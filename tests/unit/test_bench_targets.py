@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from benchmarks.common import Figure, Report
-from benchmarks.costs import Costs, per_run_note
+from benchmarks.costs import Costs, per_run_extra, per_run_note
 from benchmarks.suite import targets
 
 
@@ -11,6 +11,13 @@ def test_cost_note_per_run() -> None:
     note = per_run_note(0.61, Costs(0.8, 26_100_000), 10_000)
     assert note == "CPU/run worker 61 µs, PG 80 µs; WAL 2,610 B/run"
     assert "PG n/a" in per_run_note(0.61, Costs(None, 0), 10_000)
+    extra = per_run_extra(0.61, Costs(0.8, 26_100_000), 10_000)
+    assert extra == {
+        "worker_cpu_us_per_run": 61.0,
+        "pg_cpu_us_per_run": 80.0,
+        "wal_bytes_per_run": 2610.0,
+    }
+    assert per_run_extra(0.61, Costs(None, 0), 10_000)["pg_cpu_us_per_run"] is None
 
 
 def _report(worker_us: float, pg_us: float | None, rate: float, lean: float) -> Report:

@@ -82,7 +82,7 @@ ORDER BY c.priority, c.created_at;
 -- `claim` without its second branch, which costs about half a millisecond of planning and a
 -- tenth of execution per claim even when no wait is due. The producer runs `claim` instead
 -- whenever a wait can have fallen due (see workfleet.runtime.producer).
-WITH ready AS (
+WITH candidates AS (
     SELECT q.id, q.priority, q.created_at
     FROM {schema}.workfleet_queued q
     WHERE q.wait_kind IS NULL
@@ -99,7 +99,7 @@ WITH ready AS (
         lease_token = coalesce(r.lease_token + 1, 0),
         wait_kind = NULL,
         updated_at = now()
-    FROM ready c
+    FROM candidates c
     WHERE r.id = c.id
     RETURNING r.id, r.type, r.payload::text AS payload, r.attempt, r.max_attempts, r.priority,
               -- a hand-written +/-infinity is clamped to the ends workfleet.db.pool reads

@@ -1,0 +1,19 @@
+"""The two claims of ``runs.sql`` differ only in what they select."""
+
+from __future__ import annotations
+
+from workfleet.db.queries import HOT_PATH, raw_queries
+
+
+def _lease_part(name: str) -> str:
+    text = raw_queries()[name]
+    return text[text.index("), claimed AS (") :]
+
+
+def test_both_claims_lease_and_audit_alike() -> None:
+    """``claim_ready`` is ``claim`` without the branch for due waits: from the lease on (the
+    token, the events, the asynchronous commit, the clamped timestamps) they are one text, so
+    a change to one cannot miss the other."""
+    assert _lease_part("claim_ready") == _lease_part("claim")
+    assert "woken" not in raw_queries()["claim_ready"]
+    assert {"claim", "claim_ready"} <= HOT_PATH
