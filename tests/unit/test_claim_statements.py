@@ -7,13 +7,15 @@ from workfleet.db.queries import HOT_PATH, raw_queries
 
 def _lease_part(name: str) -> str:
     text = raw_queries()[name]
-    return text[text.index("), claimed AS (") :]
+    return text[text.index("claimed AS (") :]
 
 
 def test_both_claims_lease_and_audit_alike() -> None:
-    """``claim_ready`` is ``claim`` without the branch for due waits: from the lease on (the
-    token, the events, the asynchronous commit, the clamped timestamps) they are one text, so
-    a change to one cannot miss the other."""
-    assert _lease_part("claim_ready") == _lease_part("claim")
+    """``claim_ready`` is ``claim`` without the branch for due waits: both include one
+    ``claim_lease`` (the token, the events, the asynchronous commit, the clamped timestamps),
+    so a change to it reaches both."""
+    shared = _lease_part("claim_lease")
+    assert _lease_part("claim_ready") == _lease_part("claim") == shared
+    assert "-- include:" not in raw_queries()["claim"] + raw_queries()["claim_ready"]
     assert "woken" not in raw_queries()["claim_ready"]
     assert {"claim", "claim_ready"} <= HOT_PATH

@@ -1,7 +1,9 @@
 """Named SQL queries loaded from the ``.sql`` files beside this module.
 
-Each file holds blocks introduced by ``-- name: <query_name>``. ``{schema}`` placeholders are
-filled with a quoted identifier through :mod:`psycopg.sql`; nothing else is ever formatted in.
+Each file holds blocks introduced by ``-- name: <query_name>``. A line ``-- include: <name>``
+in a block stands for the whole text of that block (statements that share a part, such as the
+two claims, keep it once). ``{schema}`` placeholders are filled with a quoted identifier through
+:mod:`psycopg.sql`; nothing else is ever formatted in.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from workfleet.db.pool import tolerate_infinity
 from workfleet.errors import PermissionDeniedError, StoreDataError, StoreError
 
 _NAME = re.compile(r"^--\s*name:\s*(\w+)\s*$", re.MULTILINE)
+_INCLUDE = re.compile(r"^--\s*include:\s*(\w+)\s*$", re.MULTILINE)
 
 
 @cache
@@ -41,7 +44,8 @@ def raw_queries() -> dict[str, str]:
             if name in queries:
                 raise RuntimeError(f"duplicate query name {name!r} in {entry.name}")
             queries[name] = text[match.end() : end].strip()
-    return queries
+    # one level: an included block includes nothing itself
+    return {name: _INCLUDE.sub(lambda m: queries[m.group(1)], q) for name, q in queries.items()}
 
 
 class Queries:

@@ -49,33 +49,8 @@ WITH ready AS (
     FROM (SELECT * FROM ready UNION ALL SELECT * FROM woken) c
     ORDER BY c.priority, c.created_at
     LIMIT %(limit)s
-), claimed AS (
-    UPDATE {schema}.workflow_run r
-    SET status = 'leased',
-        leased_by = %(worker_id)s,
-        lease_until = now() + make_interval(secs => %(lease)s),
-        lease_token = coalesce(r.lease_token + 1, 0),
-        wait_kind = NULL,
-        updated_at = now()
-    FROM candidates c
-    WHERE r.id = c.id
-    RETURNING r.id, r.type, r.payload::text AS payload, r.attempt, r.max_attempts, r.priority,
-              -- a hand-written +/-infinity is clamped to the ends workfleet.db.pool reads
-              least(greatest(r.run_at, '0002-01-01 00:00:00+00'), '9998-12-31 00:00:00+00')
-                  AS run_at,
-              least(greatest(r.created_at, '0002-01-01 00:00:00+00'), '9998-12-31 00:00:00+00')
-                  AS created_at,
-              r.lease_token
-), events AS (
-    INSERT INTO {schema}.workflow_event (workflow_id, event_type, data)
-    SELECT c.id, e.event_type,
-           jsonb_build_object('worker_id', %(worker_id)s::text, 'attempt', c.attempt::bigint + 1)
-    FROM claimed c CROSS JOIN (VALUES ('leased'), ('started')) AS e(event_type)
-    WHERE %(lifecycle)s::bool
-)
-SELECT c.*, now() AS claimed_at
-FROM claimed c, (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit
-ORDER BY c.priority, c.created_at;
+),
+-- include: claim_lease
 
 -- name: claim_ready
 -- The hot path's claim: ready runs only (no workflow whose wait fell due). The same statement as
@@ -91,7 +66,15 @@ WITH candidates AS (
     ORDER BY q.priority, q.created_at
     LIMIT %(limit)s
     FOR UPDATE OF q SKIP LOCKED
-), claimed AS (
+),
+-- include: claim_lease
+
+-- name: claim_lease
+-- Not a statement of its own: the part `claim` and `claim_ready` share (each includes it after
+-- its `candidates` CTE, which selects and locks the rows). Lease every candidate under the next
+-- lease token, write the leased and started events in the same statement (%(lifecycle)s false,
+-- WORKFLEET_RUN_EVENTS=failures, skips them) and commit asynchronously.
+claimed AS (
     UPDATE {schema}.workflow_run r
     SET status = 'leased',
         leased_by = %(worker_id)s,
