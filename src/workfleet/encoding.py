@@ -69,13 +69,16 @@ def error_data(exc: BaseException) -> dict[str, Any]:
     return data
 
 
+# one encoder for every result: json.dumps builds a new one per call when given options
+_encode_result = json.JSONEncoder(allow_nan=False, separators=(",", ":")).encode
+
+
 def to_json(value: Any) -> str:
     """Serialise an executor's return value; raise ``TypeError``/``ValueError`` if impossible
     (not JSON, NaN or infinity, a NUL character or a lone surrogate, which ``jsonb`` refuses)."""
-    if isinstance(value, BaseModel):
-        text = value.model_dump_json()
-    else:
-        text = json.dumps(value, allow_nan=False, separators=(",", ":"))
+    if value is None:
+        return "null"  # most executors return nothing
+    text = value.model_dump_json() if isinstance(value, BaseModel) else _encode_result(value)
     if "\\u0000" in text and _JSON_NUL.search(text):
         raise ValueError("it contains a NUL character (\\u0000), which jsonb cannot store")
     if "\\ud" in text:

@@ -129,15 +129,22 @@ class Lease:
 
     run_id: uuid.UUID
     token: int
+    # the id as text when the claim already made it (outcome writes use it); not compared
+    key: str = field(default="", compare=False, repr=False)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ClaimedRun:
-    """A run this worker holds a lease on.
+    """A run this worker holds a lease on. Treat it as read-only.
 
     ``attempt`` counts the failed attempts before this one (the row's column); ``token`` is the
-    lease token granted by this claim. ``payload_error`` is set, and ``payload`` is None, when
-    the stored payload could not be decoded (the run then fails at once with that error).
+    lease token granted by this claim, ``lease`` the two together. ``payload_error`` is set,
+    and ``payload`` is None, when the stored payload could not be decoded (the run then fails
+    at once with that error). ``key`` is the id as text (logs, task names and outcome writes
+    use it; formatting a UUID costs more than the rest of a no-op run's claim bookkeeping).
+
+    Not frozen, unlike the other models: a frozen dataclass sets each field through
+    ``object.__setattr__``, and one of these is built for every run claimed.
     """
 
     id: uuid.UUID
@@ -151,10 +158,12 @@ class ClaimedRun:
     claimed_at: datetime  # database clock at claim time
     token: int = 0
     payload_error: str | None = None
+    lease: Lease = field(init=False)
+    key: str = field(init=False)
 
-    @property
-    def lease(self) -> Lease:
-        return Lease(self.id, self.token)
+    def __post_init__(self) -> None:
+        self.key = str(self.id)
+        self.lease = Lease(self.id, self.token, self.key)
 
     @property
     def queue_wait(self) -> timedelta:

@@ -113,11 +113,13 @@ async def test_a_failed_attempt_stores_its_error_type_message_and_bounded_traceb
 async def test_the_worker_logs_the_error_and_the_next_try_on_the_failure_line(rig: Any) -> None:
     engine, store, observer = rig
     with capture_logs() as logs:
-        await submit(engine, store, "f.deep.v1")
+        run_id = await submit(engine, store, "f.deep.v1")
         await observer.wait_for(lambda: observer.outcomes[Outcome.RETRIED] == 1)
         await engine.completer.wait_idle()
         await asyncio.sleep(0)
     [line] = [entry for entry in logs if entry["event"] == "run retried"]
+    # the run's own fields, bound on the line (it is written from the completer's task)
+    assert (line["run_id"], line["type"], line["attempt"]) == (str(run_id), "f.deep.v1", 1)
     assert line["error_type"] == "ValueError"
     assert line["error"].startswith("ValueError: cannot reach")
     assert "Traceback" in line["traceback"] and "hunter2" not in line["traceback"]

@@ -10,12 +10,13 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from workfleet.models import Outcome
 from workfleet.observability.http import Health, HttpServer, LoopWatchdog
 from workfleet.observability.metrics import Metrics, PoolCollector
+from workfleet.observability.runseries import DURATION_BUCKETS, WAIT_BUCKETS
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 ROW = re.compile(r"^\| `(workfleet_\w+)` \| (\w+) \|\s*([\w, ]*?)\s*\|", re.MULTILINE)
@@ -82,6 +83,59 @@ def test_metrics_have_no_unbounded_labels() -> None:
     text = generate_latest(_exercised()).decode()
     assert "run_id" not in text
     assert 'outcome="succeeded"' in text and 'version="1.2.3"' in text
+
+
+def test_per_run_series_expose_what_prometheus_client_would() -> None:
+    """The per-run metrics are plain numbers exported at scrape time: their exposition must be
+    exactly that of prometheus_client's Histogram and Counter given the same observations."""
+    ours = CollectorRegistry()
+    m = Metrics(ours, "1.2.3")
+    ref = CollectorRegistry()
+    wait = Histogram(
+        "workfleet_queue_wait_seconds",
+        "Time from run_at (due) to start.",
+        ["prefix", "type"],
+        buckets=WAIT_BUCKETS,
+        registry=ref,
+    )
+    duration = Histogram(
+        "workfleet_run_duration_seconds",
+        "Executor wall time per execution.",
+        ["prefix", "type"],
+        buckets=DURATION_BUCKETS,
+        registry=ref,
+    )
+    finished = Counter(
+        "workfleet_runs_finished",
+        "Executions finished, by outcome.",
+        ["prefix", "type", "outcome"],
+        registry=ref,
+    )
+    runs = [
+        ("a.%", "a.x.v1", 0.0, Outcome.SUCCEEDED, 0.005),  # on a bucket's bound: counted in it
+        ("a.%", "a.x.v1", -3.0, Outcome.FAILED, 0.0051),  # a negative wait counts as 0
+        ("a.%", "a.y.v1", 7200.0, Outcome.RETRIED, 1e6),  # past the last bound: +Inf only
+        ("b.%", "a.x.v1", 2.5, Outcome.SUCCEEDED, 2.5),
+    ]
+    for prefix, run_type, waited, outcome, seconds in runs:
+        m.run_started(prefix, run_type, waited)
+        m.run_finished(prefix, run_type, outcome, seconds)
+        wait.labels(prefix, run_type).observe(max(waited, 0.0))
+        duration.labels(prefix, run_type).observe(seconds)
+        for each in Outcome:
+            finished.labels(prefix, run_type, str(each))
+        finished.labels(prefix, run_type, str(outcome)).inc()
+
+    def families(registry: CollectorRegistry) -> dict[str, list[tuple[str, object, float]]]:
+        names = ("workfleet_queue_wait", "workfleet_run_duration", "workfleet_runs_finished")
+        return {
+            f.name: sorted((s.name, sorted(s.labels.items()), s.value) for s in f.samples)
+            for f in text_string_to_metric_families(generate_latest(registry).decode())
+            if f.name.startswith(names)
+        }
+
+    assert families(ours) == families(ref)
+    assert len(families(ours)) == 3
 
 
 async def _get(port: int, path: str) -> tuple[int, str]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from workfleet.db.lanes import Lanes
@@ -131,9 +131,30 @@ async def fetch(
     Queries in :data:`UNPREPARED` are planned for their actual parameters on every call; the
     others follow the driver's default (prepared from the fifth call on).
     """
+    return await _fetch(connection, queries, name, params, dict_row)
+
+
+async def fetch_tuples(
+    connection: AbstractAsyncContextManager[psycopg.AsyncConnection[Any]],
+    queries: Queries,
+    name: str,
+    params: dict[str, Any],
+) -> list[tuple[Any, ...]]:
+    """:func:`fetch` with rows as tuples in the statement's column order: for the hot path's
+    batches, where a dict per row costs about a microsecond."""
+    return await _fetch(connection, queries, name, params, tuple_row)
+
+
+async def _fetch(
+    connection: AbstractAsyncContextManager[psycopg.AsyncConnection[Any]],
+    queries: Queries,
+    name: str,
+    params: dict[str, Any],
+    row_factory: Any,
+) -> list[Any]:
     prepare = False if name in UNPREPARED else None
     try:
-        async with connection as conn, conn.cursor(row_factory=dict_row) as cur:
+        async with connection as conn, conn.cursor(row_factory=row_factory) as cur:
             if name not in HOT_PATH:
                 tolerate_infinity(cur)
             await cur.execute(queries[name], params, prepare=prepare)
@@ -161,6 +182,13 @@ class QueryStore:
         """Run ``name`` on a pooled connection, or on the connection kept for ``lane``."""
         connection = self.pool.connection() if lane is None else self.lanes.connection(lane)
         return await fetch(connection, self.q, name, params)
+
+    async def _fetch_tuples(
+        self, name: str, params: dict[str, Any], *, lane: Hashable | None = None
+    ) -> list[tuple[Any, ...]]:
+        """:meth:`_fetch` with rows as tuples (see :func:`fetch_tuples`)."""
+        connection = self.pool.connection() if lane is None else self.lanes.connection(lane)
+        return await fetch_tuples(connection, self.q, name, params)
 
     async def close(self) -> None:
         """Give the connections kept by lanes back to the pool."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
@@ -42,41 +43,86 @@ def _status(value: str | None) -> RunStatus | None:
     return None if value is None else RunStatus(value)
 
 
+_raw_decode = json.JSONDecoder().raw_decode
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def decode_payload(text: str | None) -> tuple[Any, str | None]:
     """A claimed row's payload text as a value, or ``(None, error)`` when it cannot be decoded.
 
     Decoded here, row by row, rather than by the driver for the whole result: a payload too
-    deeply nested for Python's parser must fail its own run, not the claim of a batch.
+    deeply nested for Python's parser must fail its own run, not the claim of a batch. jsonb's
+    text is one JSON value with no whitespace around it, which the decoder's ``raw_decode``
+    reads without ``json.loads``'s two whitespace scans (a third of its cost); anything else
+    goes through ``json.loads`` and its exact error.
     """
     if text is None:
         return None, None
+    try:
+        value, end = _raw_decode(text)
+        if end == len(text):
+            return value, None
+    except (ValueError, RecursionError):
+        pass
     try:
         return json.loads(text), None
     except (ValueError, RecursionError) as exc:
         return None, f"payload cannot be decoded: {type(exc).__name__}: {str(exc)[:200]}"
 
 
+def claimed_runs(rows: Sequence[tuple[Any, ...]]) -> list[ClaimedRun]:
+    """The rows of ``claim`` / ``claim_ready`` (tuples, in their final SELECT's column order;
+    times in microseconds since the epoch) as claimed runs."""
+    claimed = []
+    for run_id, run_type, text, attempt, maximum, priority, run_at, created, now, token in rows:
+        payload, error = decode_payload(text)
+        claimed.append(
+            ClaimedRun(
+                run_id,
+                run_type,
+                payload,
+                attempt,
+                maximum,
+                priority,
+                _EPOCH + timedelta(0, 0, run_at),
+                _EPOCH + timedelta(0, 0, created),
+                _EPOCH + timedelta(0, 0, now),
+                token,
+                error,
+            )
+        )
+    return claimed
+
+
+_string = json.encoder.encode_basestring_ascii
+_data = json.JSONEncoder(default=str, separators=(",", ":")).encode
+
+
+def _text(value: str | None) -> str:
+    return "null" if value is None else _string(value)
+
+
 def completions_json(completions: Sequence[Completion]) -> str:
-    """The ``complete_many`` batch as one JSON document (see the query's comment)."""
-    return json.dumps(
-        [
-            {
-                "id": str(c.lease.run_id),
-                "token": c.lease.token,
-                "status": c.status.value,
-                "event": c.event.value,
-                "consume": c.consume_attempt,
-                "delay": c.delay,
-                "result": c.result_json,
-                "error": c.error,
-                "data": c.event_data,
-                "wake": c.wake,
-            }
-            for c in completions
-        ],
-        default=str,
-        separators=(",", ":"),
-    )
+    """The ``complete_many`` batch as one JSON document (see the query's comment): an array of
+    objects with ``id``, ``token``, ``status``, ``event``, ``consume``, ``delay``, ``result``
+    (the outcome's JSON, as a string), ``error``, ``data`` and ``wake``.
+
+    Written out by hand rather than by ``json.dumps`` of a dict per outcome: the fixed keys,
+    the id and the enums need no encoder, strings go through the encoder's own C escaping and
+    only ``data`` through a (reused) encoder; a third of the cost.
+    """
+    parts = []
+    for c in completions:
+        lease = c.lease
+        delay = "null" if c.delay is None else repr(float(c.delay))
+        parts.append(
+            f'{{"id":"{lease.key or lease.run_id}","token":{int(lease.token)},'
+            f'"status":"{c.status.value}","event":"{c.event.value}",'
+            f'"consume":{"true" if c.consume_attempt else "false"},"delay":{delay},'
+            f'"result":{_text(c.result_json)},"error":{_text(c.error)},'
+            f'"data":{_data(c.event_data)},"wake":{"true" if c.wake else "false"}}}'
+        )
+    return "[" + ",".join(parts) + "]"
 
 
 def enqueue_params(runs: Sequence[NewRun], ids: Sequence[uuid.UUID] = ()) -> dict[str, Any]:
@@ -169,7 +215,7 @@ class PgQueue(QueryStore):
     ) -> list[ClaimedRun]:
         if limit <= 0 or filt.empty:
             return []
-        rows = await self._fetch(
+        rows = await self._fetch_tuples(
             "claim" if waits else "claim_ready",
             {
                 "exact": list(filt.exact),
@@ -181,25 +227,7 @@ class PgQueue(QueryStore):
             },
             lane=filt,
         )
-        claimed = []
-        for r in rows:
-            payload, error = decode_payload(r["payload"])
-            claimed.append(
-                ClaimedRun(
-                    id=r["id"],
-                    type=r["type"],
-                    payload=payload,
-                    attempt=r["attempt"],
-                    max_attempts=r["max_attempts"],
-                    priority=r["priority"],
-                    run_at=r["run_at"],
-                    created_at=r["created_at"],
-                    claimed_at=r["claimed_at"],
-                    token=r["lease_token"],
-                    payload_error=error,
-                )
-            )
-        return claimed
+        return claimed_runs(rows)
 
     async def next_due(self, filt: ClaimFilter) -> float | None:
         if filt.empty:

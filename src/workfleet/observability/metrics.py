@@ -7,7 +7,6 @@ Names use the ``workfleet_`` prefix, base units and ``_total`` counters; labels 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any, get_args
 
 from prometheus_client import (
@@ -23,6 +22,7 @@ from prometheus_client.registry import Collector
 
 from workfleet.models import Outcome
 from workfleet.observability.observers import NullObserver
+from workfleet.observability.runseries import DURATION_BUCKETS, WAIT_BUCKETS, RunMetrics
 from workfleet.store import WakeSource
 
 # the batch statements that count the rows they could not apply (see Observer.bad_row)
@@ -33,8 +33,6 @@ BAD_ROW_STATEMENTS = (
     "retention",
     "schedules",
 )
-_DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900)
-_WAIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 
 class Metrics(NullObserver):
@@ -47,26 +45,9 @@ class Metrics(NullObserver):
         self.claimed_total = Counter(
             "workfleet_runs_claimed", "Runs leased by this worker.", ["prefix"], registry=registry
         )
-        self.finished_total = Counter(
-            "workfleet_runs_finished",
-            "Executions finished, by outcome.",
-            ["prefix", "type", "outcome"],
-            registry=registry,
-        )
-        self.run_duration = Histogram(
-            "workfleet_run_duration_seconds",
-            "Executor wall time per execution.",
-            ["prefix", "type"],
-            buckets=_DURATION_BUCKETS,
-            registry=registry,
-        )
-        self.queue_wait = Histogram(
-            "workfleet_queue_wait_seconds",
-            "Time from run_at (due) to start.",
-            ["prefix", "type"],
-            buckets=_WAIT_BUCKETS,
-            registry=registry,
-        )
+        # queue wait, run duration and outcomes per (prefix, type): observed on every run
+        self.runs = RunMetrics()
+        registry.register(self.runs)
         self.in_flight_gauge = Gauge(
             "workfleet_runs_in_flight", "Runs executing now.", ["prefix"], registry=registry
         )
@@ -80,7 +61,7 @@ class Metrics(NullObserver):
             "workfleet_claim_duration_seconds",
             "Duration of one claim statement.",
             ["prefix"],
-            buckets=_DURATION_BUCKETS,
+            buckets=DURATION_BUCKETS,
             registry=registry,
         )
         self.claim_errors = Counter(
@@ -167,7 +148,7 @@ class Metrics(NullObserver):
             "Time a signal spent in the mailbox before a workflow took it (for a workflow "
             "already waiting: signal to resume).",
             ["type"],
-            buckets=_WAIT_BUCKETS,
+            buckets=WAIT_BUCKETS,
             registry=registry,
         )
         self.fan_in = Histogram(
@@ -186,9 +167,6 @@ class Metrics(NullObserver):
         )
         self.build = Info("workfleet_build", "Build information.", registry=registry)
         self.build.info({"version": version})
-        # labelled children per (prefix, type): labels() hashes and locks on every call, and
-        # the per-run path would pay that four times per run
-        self._series: dict[tuple[str, str], _RunSeries] = {}
         self._flight: dict[str, list[int]] = {}
 
     def init_prefix(self, prefix: str) -> None:
@@ -211,25 +189,11 @@ class Metrics(NullObserver):
     def claim_failed(self, prefix: str) -> None:
         self.claim_errors.labels(prefix).inc()
 
-    def _run_series(self, prefix: str, run_type: str) -> _RunSeries:
-        series = self._series.get((prefix, run_type))
-        if series is None:
-            # every outcome of a type from its first run on, so failure ratios have a series
-            series = _RunSeries(
-                self.queue_wait.labels(prefix, run_type),
-                self.run_duration.labels(prefix, run_type),
-                {each: self.finished_total.labels(prefix, run_type, str(each)) for each in Outcome},
-            )
-            self._series[(prefix, run_type)] = series
-        return series
-
     def run_started(self, prefix: str, run_type: str, queue_wait: float) -> None:
-        self._run_series(prefix, run_type).queue_wait.observe(max(queue_wait, 0.0))
+        self.runs.started(prefix, run_type, queue_wait)
 
     def run_finished(self, prefix: str, run_type: str, outcome: Outcome, seconds: float) -> None:
-        series = self._run_series(prefix, run_type)
-        series.finished[outcome].inc()
-        series.duration.observe(seconds)
+        self.runs.finished(prefix, run_type, outcome, seconds)
 
     def woke(self, prefix: str, source: WakeSource) -> None:
         self.wakeups.labels(prefix, source).inc()
@@ -279,13 +243,6 @@ class Metrics(NullObserver):
 
     def plugin_failed(self, entry_point: str) -> None:
         self.plugin_load_errors.labels(entry_point).inc()
-
-
-@dataclass(frozen=True, slots=True)
-class _RunSeries:
-    queue_wait: Any
-    duration: Any
-    finished: dict[Outcome, Any]
 
 
 class PoolCollector(Collector):

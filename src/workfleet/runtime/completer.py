@@ -2,8 +2,10 @@
 
 Outcomes queue up while a flush is in flight, so batches grow with load and latency stays low
 when idle. A failed flush (database down) is retried with backoff, keeping the batch; the
-writes are fenced, so a retry after the lease was lost changes nothing. Each submitter gets a
-future telling whether its write took effect.
+writes are fenced, so a retry after the lease was lost changes nothing. Each submitter learns
+whether its write took effect: :meth:`Completer.add` calls it back (in the completer's task,
+right after the batch's statement: no future and no event-loop callback per run), and
+:meth:`Completer.submit` returns a future.
 
 No single outcome can block the others: when the database refuses a value of the batch
 (:class:`StoreDataError`: a result jsonb will not take, a delay out of range) the batch is
@@ -16,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from workfleet.errors import StoreDataError, StoreError
@@ -25,11 +27,13 @@ from workfleet.observability.logging import Logger
 from workfleet.runtime.outcomes import printable
 from workfleet.store import Observer, RunQueue
 
+Written = Callable[[bool], None]
+
 
 @dataclass(slots=True)
 class _Pending:
     completion: Completion
-    applied: asyncio.Future[bool]
+    written: Written
 
 
 class Completer:
@@ -54,12 +58,23 @@ class Completer:
         self._idle = asyncio.Event()
         self._idle.set()
 
+    def add(self, completion: Completion, written: Written) -> None:
+        """Queue a write; ``written(True)`` once it changed the row, ``written(False)`` once it
+        could not (fenced off, or abandoned at shutdown). Called once, from the completer's
+        task; an exception it raises is logged and affects no other write."""
+        self._queue.append(_Pending(completion, written))
+        self._idle.clear()
+        self._ready.set()
+
     def submit(self, completion: Completion) -> asyncio.Future[bool]:
         """Queue a write; the future resolves to True when it changed the row."""
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._queue.append(_Pending(completion, future))
-        self._idle.clear()
-        self._ready.set()
+
+        def written(applied: bool) -> None:
+            if not future.done():
+                future.set_result(applied)
+
+        self.add(completion, written)
         return future
 
     async def run(self) -> None:
@@ -92,9 +107,15 @@ class Completer:
                     return
                 continue
             delay = 0.05
-            for p in batch:
-                if not p.applied.done():
-                    p.applied.set_result(p.completion.lease.run_id in applied)
+            self._report(batch, applied)
+
+    def _report(self, batch: Sequence[_Pending], applied: set[uuid.UUID] | None) -> None:
+        """Tell each submitter of ``batch`` whether its write took effect (None: none did)."""
+        for p in batch:
+            try:
+                p.written(applied is not None and p.completion.lease.run_id in applied)
+            except Exception:  # a submitter's bug must not stop the other writes
+                self.log.exception("outcome callback failed", run_id=str(p.completion.lease.run_id))
 
     async def _write(self, completions: Sequence[Completion]) -> set[uuid.UUID]:
         try:
@@ -130,9 +151,7 @@ class Completer:
             return set()
 
     def _give_up(self) -> None:
-        for p in self._queue:
-            if not p.applied.done():
-                p.applied.set_result(False)
+        self._report(self._queue, None)
         self.log.error(
             "outcome writes abandoned at shutdown; leases will expire and be retried",
             count=len(self._queue),

@@ -131,6 +131,7 @@ class Execution:
         self.stop_reason: StopReason | None = None
         self.started = time.monotonic()
         self.run: Run[Any] | SyncRun[Any] | None = None
+        self.task: asyncio.Task[None] | None = None  # the task running execute(), if any
         self._log: Logger | None = None
         self._inner: asyncio.Future[Any] | None = None
         # an async executor without a timeout runs in this execution's own task (see _inline)
@@ -149,7 +150,7 @@ class Execution:
         """The worker's logger bound to this run (bound on first use: most runs never log)."""
         if self._log is None:
             c = self.claimed
-            self._log = self.shared.log.bind(run_id=str(c.id), type=c.type, attempt=c.attempt + 1)
+            self._log = self.shared.log.bind(run_id=c.key, type=c.type, attempt=c.attempt + 1)
         return self._log
 
     @property
@@ -171,6 +172,7 @@ class Execution:
         self.run = None
         self._inner = None
         self._inline_task = None
+        self.task = None
 
     # --- stopping ---------------------------------------------------------------------------------
 
@@ -215,7 +217,7 @@ class Execution:
         for the task's own cancellation at teardown)."""
         c = self.claimed
         # this task's context: any structlog logger the executor uses carries the run
-        bind_run_context(str(c.id), c.type, c.attempt + 1, self.session.worker_id)
+        bind_run_context(c.key, c.type, c.attempt + 1, self.session.worker_id)
         try:
             decision = await self._decide()
         except Exception as exc:  # a runtime bug: no write, the lease expires and is retried

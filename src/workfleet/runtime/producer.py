@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 import uuid
@@ -76,6 +77,7 @@ class Producer:
         self.shared = shared
         self.observer = observer
         self.log = shared.log
+        self._debug = shared.log.is_enabled_for(logging.DEBUG)
         # every run this loop holds a lease on: executing, or awaiting its outcome write
         self.executions: dict[uuid.UUID, Execution] = {}
         self.active = 0  # slots taken by executors still running
@@ -238,12 +240,14 @@ class Producer:
         self.active += 1
         self.executions[claimed.id] = execution
         self.observer.run_started(self.name, claimed.type, claimed.queue_wait.total_seconds())
-        task = asyncio.create_task(execution.execute(), name=f"run-{claimed.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        # dropped from _tasks by _executed, its last step: no done callback per run
+        execution.task = asyncio.create_task(execution.execute(), name=f"run-{claimed.key}")
+        self._tasks.add(execution.task)
 
     def _executed(self, execution: Execution, decision: Decision) -> None:
         """The execution's one report: free its slot, hand its outcome to the completer."""
+        if execution.task is not None:
+            self._tasks.discard(execution.task)
         if execution.thread_running:
             # a sync executor ignored its timeout or cancellation: its slot stays taken until
             # the thread really ends, so concurrency is never exceeded
@@ -271,17 +275,10 @@ class Producer:
     def _submit(self, execution: Execution, decision: Decision) -> None:
         assert decision.completion is not None  # noqa: S101 - callers checked
         self.unwritten += 1
-        written = self.completer.submit(decision.completion)
-        written.add_done_callback(partial(self._written, execution, decision))
+        self.completer.add(decision.completion, partial(self._written, execution, decision))
 
-    def _written(
-        self, execution: Execution, decision: Decision, written: asyncio.Future[bool]
-    ) -> None:
+    def _written(self, execution: Execution, decision: Decision, applied: bool) -> None:
         self.unwritten -= 1
-        try:
-            applied = written.result()
-        except (asyncio.CancelledError, StoreError):  # torn down: not written
-            applied = False
         completion, outcome = decision.completion, decision.outcome
         if applied and completion is not None and completion.delay is not None:
             # back to pending in the future: this loop wakes exactly when it is due
@@ -302,15 +299,17 @@ class Producer:
         if outcome is Outcome.LEASE_LOST:
             self.observer.lease_lost(self.name)
         self.observer.run_finished(self.name, execution.claimed.type, outcome, seconds)
-        # in the run's own log context (the callback runs in the execution task's context).
-        # Successes are DEBUG: at thousands of runs per second an INFO line each is a log bill
-        # (and about a tenth of the worker's CPU); metrics and the audit trail count them.
+        # the run's own logger (its id, type and attempt bound): this runs in the completer's
+        # task, outside the run's log context. Successes are DEBUG: at thousands of runs per
+        # second an INFO line each is a log bill (and about a tenth of the worker's CPU);
+        # metrics and the audit trail count them.
         if outcome is Outcome.SUCCEEDED or outcome is Outcome.SUSPENDED:
-            self.log.debug(f"run {outcome}", seconds=round(seconds, 3))
+            if self._debug:
+                execution.log.debug(f"run {outcome}", seconds=round(seconds, 3))
         elif outcome in (Outcome.SNOOZED, Outcome.RELEASED, Outcome.CANCELLED):
-            self.log.info(f"run {outcome}", seconds=round(seconds, 3))
+            execution.log.info(f"run {outcome}", seconds=round(seconds, 3))
         else:
-            self.log.warning(
+            execution.log.warning(
                 f"run {outcome}", seconds=round(seconds, 3), **_failure_fields(completion)
             )
 

@@ -44,6 +44,9 @@ from workfleet.runtime.signals import held_stop_signals
 from workfleet.settings import Settings
 from workfleet.store import MaintenanceStore, Observer, ScheduleStore
 
+# allocations (net of frees) between two collections of the youngest generation, at least
+GC_YOUNG_THRESHOLD = 10_000
+
 
 class Worker:
     """Everything one ``workfleet worker`` process runs."""
@@ -170,6 +173,11 @@ class Worker:
             # keep it out of the cyclic collector's scans. Measured on a no-op drain: the
             # collector's passes over these objects cost about 10 us of CPU per run.
             gc.freeze()
+            # The runs in flight (tasks, sessions, outcomes) are freed by reference counting,
+            # not by the collector, but the default young-generation threshold (700 net
+            # allocations) still scanned them a few times per claim: about 2 us per run.
+            young, middle, old = gc.get_threshold()
+            gc.set_threshold(max(young, GC_YOUNG_THRESHOLD), middle, old)
             engine_task = asyncio.create_task(engine.run(), name="engine")
             self.health.started = True
             self.log.info(
