@@ -170,9 +170,10 @@ class ClaimedRun:
         return self.claimed_at - self.run_at
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Completion:
-    """One outcome write, batched by the completer. Build it with the named constructors.
+    """One outcome write, batched by the completer. Build it with the named constructors, and
+    treat it as read-only (not frozen only because one is built per run, see ClaimedRun).
 
     ``status`` is the row's new status (pending, succeeded or failed); ``consume_attempt`` says
     whether ``attempt`` is incremented; ``delay`` (seconds from the database's now) sets

@@ -279,10 +279,11 @@ async def test_listener_reconnects_after_terminate(pg_dsn: str, schema: str) -> 
 async def test_poll_only_mode_still_runs_everything(pg_dsn: str, schema: str) -> None:
     async with running_worker(pg_dsn, schema, plugin, poll_only=True, poll_interval=0.2) as w:
         assert w.worker.listener is None
+        # inserted after the first poll, so no claim at start can take it: a poll must
+        await eventually(lambda: w.observer.wakes["poll"] >= 1, 10)
         run_id = await _insert(pg_dsn, schema, "itest.ok.v1")
         await eventually(lambda: _is_status(pg_dsn, schema, run_id, "succeeded"), 10)
         assert w.observer.wakes["notify"] == 0
-        assert w.observer.wakes["poll"] >= 1
 
 
 async def test_schedule_fires_once_across_two_workers(pg_dsn: str, schema: str) -> None:

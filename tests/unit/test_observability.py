@@ -16,7 +16,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from workfleet.models import Outcome
 from workfleet.observability.http import Health, HttpServer, LoopWatchdog
 from workfleet.observability.metrics import Metrics, PoolCollector
+from workfleet.observability.observers import FanOut, NullObserver
 from workfleet.observability.runseries import DURATION_BUCKETS, WAIT_BUCKETS
+from workfleet.store import WakeSource
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"
 ROW = re.compile(r"^\| `(workfleet_\w+)` \| (\w+) \|\s*([\w, ]*?)\s*\|", re.MULTILINE)
@@ -200,3 +202,30 @@ async def test_livez_answers_503_while_the_event_loop_is_blocked() -> None:
     finally:
         ticking.cancel()
         await server.stop()
+
+
+class _Counting(NullObserver):
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.woken: list[str] = []
+
+    def run_started(self, prefix: str, run_type: str, queue_wait: float) -> None:
+        self.started.append(run_type)
+
+    def woke(self, prefix: str, source: WakeSource) -> None:
+        self.woken.append(source)
+
+
+def test_fan_out_reaches_every_handler_once_and_only_handlers() -> None:
+    """FanOut hands an event straight to its only handler; with two, both get it once; an
+    observer that ignores an event (NullObserver's method) is not called for it."""
+    one, two = _Counting(), _Counting()
+    single = FanOut([one, NullObserver()])
+    single.run_started("a.%", "a.x.v1", 0.0)
+    single.woke("a.%", "notify")
+    single.run_finished("a.%", "a.x.v1", Outcome.SUCCEEDED, 0.1)  # nobody handles it
+    assert (one.started, one.woken) == (["a.x.v1"], ["notify"])
+    both = FanOut([one, two])
+    both.run_started("a.%", "a.y.v1", 0.0)
+    assert (one.started, two.started) == (["a.x.v1", "a.y.v1"], ["a.y.v1"])
+    FanOut([]).run_started("a.%", "a.z.v1", 0.0)

@@ -67,14 +67,14 @@ class NullObserver:
 class FanOut(NullObserver):
     """Forwards every event to several observers.
 
-    The per-run events go straight to the one observer that handles them when only one does
-    (a :class:`NullObserver` subclass that does not override the method ignores it): the
-    worker's fan-out then costs nothing per run beyond the metrics' own call.
+    An event goes straight to the one observer that handles it when only one does (a
+    :class:`NullObserver` subclass that does not override the method ignores it): the worker's
+    fan-out then costs nothing per run beyond the metrics' own call.
     """
 
     def __init__(self, observers: Sequence[Observer]) -> None:
         self.observers = list(observers)
-        for name in ("run_started", "run_finished"):
+        for name in _EVENTS:
             handlers = [o for o in self.observers if _handles(o, name)]
             if len(handlers) <= 1:
                 # an instance attribute: found before the class's forwarding method
@@ -140,6 +140,9 @@ class FanOut(NullObserver):
     def children_gathered(self, run_type: str, count: int) -> None:
         for o in self.observers:
             o.children_gathered(run_type, count)
+
+
+_EVENTS = tuple(name for name in vars(NullObserver) if not name.startswith("_"))
 
 
 def _handles(observer: Observer, name: str) -> bool:

@@ -44,9 +44,11 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Decision:
-    """What one execution amounts to: the write to make (if any) and the metric outcome."""
+    """What one execution amounts to: the write to make (if any) and the metric outcome.
+    Read-only by convention (one is built per run; a frozen dataclass costs four times as
+    much to build)."""
 
     outcome: Outcome
     completion: Completion | None
