@@ -21,14 +21,7 @@
 -- from the index by wake-up time (migration 0006 keeps them out of the walk), and both are
 -- merged in claim order. Up to twice %(limit)s rows are locked for the instant of the claim.
 WITH ready AS (
-    SELECT q.id, q.priority, q.created_at
-    FROM {schema}.workfleet_queued q
-    WHERE q.wait_kind IS NULL
-      AND q.run_at <= now()
-      AND (q.type = ANY(%(exact)s::text[]) OR q.type LIKE ANY(%(likes)s::text[]))
-    ORDER BY q.priority, q.created_at
-    LIMIT %(limit)s
-    FOR UPDATE OF q SKIP LOCKED
+-- include: ready_runs
 ), woken AS (
     -- one probe of the (wait_kind, run_at) index per kind: the planner sees the kind as an
     -- index condition, so it never walks the ready rows for them
@@ -58,6 +51,13 @@ WITH ready AS (
 -- tenth of execution per claim even when no wait is due. The producer runs `claim` instead
 -- whenever a wait can have fallen due (see workfleet.runtime.producer).
 WITH candidates AS (
+-- include: ready_runs
+),
+-- include: claim_lease
+
+-- name: ready_runs
+-- Not a statement of its own: the ready rows both claims take (`claim`'s `ready` CTE, and
+-- `claim_ready`'s `candidates`), oldest first within priority, locked, skipping locked rows.
     SELECT q.id, q.priority, q.created_at
     FROM {schema}.workfleet_queued q
     WHERE q.wait_kind IS NULL
@@ -66,8 +66,6 @@ WITH candidates AS (
     ORDER BY q.priority, q.created_at
     LIMIT %(limit)s
     FOR UPDATE OF q SKIP LOCKED
-),
--- include: claim_lease
 
 -- name: claim_lease
 -- Not a statement of its own: the part `claim` and `claim_ready` share (each includes it after
