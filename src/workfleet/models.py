@@ -159,11 +159,13 @@ class ClaimedRun:
     token: int = 0
     payload_error: str | None = None
     lease: Lease = field(init=False)
-    key: str = field(init=False)
 
     def __post_init__(self) -> None:
-        self.key = str(self.id)
-        self.lease = Lease(self.id, self.token, self.key)
+        self.lease = Lease(self.id, self.token, str(self.id))
+
+    @property
+    def key(self) -> str:
+        return self.lease.key
 
     @property
     def queue_wait(self) -> timedelta:

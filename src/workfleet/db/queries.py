@@ -180,15 +180,19 @@ class QueryStore:
         self, name: str, params: dict[str, Any], *, lane: Hashable | None = None
     ) -> list[dict[str, Any]]:
         """Run ``name`` on a pooled connection, or on the connection kept for ``lane``."""
-        connection = self.pool.connection() if lane is None else self.lanes.connection(lane)
-        return await fetch(connection, self.q, name, params)
+        return await fetch(self._connection(lane), self.q, name, params)
 
     async def _fetch_tuples(
         self, name: str, params: dict[str, Any], *, lane: Hashable | None = None
     ) -> list[tuple[Any, ...]]:
         """:meth:`_fetch` with rows as tuples (see :func:`fetch_tuples`)."""
-        connection = self.pool.connection() if lane is None else self.lanes.connection(lane)
-        return await fetch_tuples(connection, self.q, name, params)
+        return await fetch_tuples(self._connection(lane), self.q, name, params)
+
+    def _connection(
+        self, lane: Hashable | None
+    ) -> AbstractAsyncContextManager[psycopg.AsyncConnection[Any]]:
+        """A pooled connection, or the connection kept for ``lane``."""
+        return self.pool.connection() if lane is None else self.lanes.connection(lane)
 
     async def close(self) -> None:
         """Give the connections kept by lanes back to the pool."""
