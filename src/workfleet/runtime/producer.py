@@ -1,7 +1,7 @@
 """The producer (lease loop) of one type prefix: it owns its slots, its executions and their
 outcomes, from claim to written outcome.
 
-It claims only as many runs as it has free slots, waking on a (debounced) NOTIFY for one of its
+It claims only as many runs as it has free slots, waking on a (paced) NOTIFY for one of its
 types, on a freed slot after a full batch, on a jittered poll, and at the time the next future
 run of its types becomes due — whichever comes first.
 
@@ -30,7 +30,6 @@ pending again, no attempt consumed — unless they finish successfully first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -46,6 +45,7 @@ from workfleet.runtime.completer import Completer
 from workfleet.runtime.execution import Execution, RunSession, Shared
 from workfleet.runtime.loops import LoopSpec
 from workfleet.runtime.outcomes import Decision
+from workfleet.runtime.wakeups import ClaimPacer, Wakeup
 from workfleet.settings import RuntimeSettings
 from workfleet.store import Observer, RunQueue, WakeSource
 
@@ -86,9 +86,12 @@ class Producer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._throttled = False
         self._saturated = False
+        self._full = False  # waiting for a slot: every one was taken at the last look
         self._stopping = False
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
+        self._halt = Wakeup()  # set once, by stop_claiming
         self._wake_source: WakeSource = "start"
+        self._pacer = ClaimPacer(settings.fetch_cooldown)
         # when the next claim must take workflows whose wait fell due (time.monotonic())
         self._waits_at = 0.0
         self._waits_checked = float("-inf")
@@ -130,23 +133,17 @@ class Producer:
         """Claim and start runs until :meth:`stop`."""
         s = self.settings
         error_delay = 0.1
-        last_fetch = float("-inf")
         while not self._stopping:
             free = self.free_slots()
             self._throttled = free < self.concurrency - self.active
             timeout = s.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
             if free > 0:
-                if self._wake_source == "slot":
-                    # freed slots come in bursts as a batch of outcomes lands: let the burst
-                    # finish so one claim fills them all
-                    await asyncio.sleep(0)
-                else:
-                    # debounce notifications: a burst of inserts costs one claim
-                    cooldown = last_fetch + s.fetch_cooldown - time.monotonic()
-                    if cooldown > 0:
-                        await asyncio.sleep(cooldown)
+                self._full = False
+                if not await self._paced():
+                    break  # stopped while pacing
                 self._wake.clear()
                 last_fetch = time.monotonic()
+                self._pacer.claimed(last_fetch)
                 waits = self._waits_due(last_fetch)
                 try:
                     claimed = await self.queue.claim(
@@ -187,7 +184,23 @@ class Producer:
                         # it may be a workflow's deadline, so that claim takes due waits too
                         timeout = min(timeout, max(due, 0.0) + 0.005)
                         self._waits_at = min(self._waits_at, time.monotonic() + timeout)
+            else:
+                # every slot is taken: a freed one wakes the loop (_slot_freed); a wake-up
+                # meanwhile (a NOTIFY, a retry) only has it look again, it cannot claim
+                self._full = True
+                self._wake.clear()
             await self._wait(timeout)
+
+    async def _paced(self) -> bool:
+        """Wait before a claim as its wake-up asks; False if the loop was stopped meanwhile."""
+        if self._wake_source == "slot":
+            # freed slots come in bursts as a batch of outcomes lands: let the burst finish
+            # so one claim fills them all
+            await asyncio.sleep(0)
+            return True
+        # wake-ups that keep coming (an INSERT each) are paced: see ClaimPacer
+        pause = self._pacer.delay(time.monotonic())
+        return pause <= 0 or not await self._halt.wait(pause)
 
     def _waits_due(self, now: float) -> bool:
         """Whether this claim must also take workflows whose wait fell due."""
@@ -212,17 +225,15 @@ class Producer:
         )
 
     async def _wait(self, timeout: float) -> None:
-        try:
-            await asyncio.wait_for(self._wake.wait(), timeout)
+        if await self._wake.wait(timeout):
             if not self._stopping:
                 self.observer.woke(self.name, self._wake_source)
-        except TimeoutError:
+        else:
             self._wake_source = "poll"
             self.observer.woke(self.name, "poll")
 
     async def _pause(self, seconds: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), seconds)
+        await self._wake.wait(seconds)
 
     async def _next_due(self) -> float | None:
         try:
@@ -316,8 +327,9 @@ class Producer:
     def _slot_freed(self) -> None:
         self.active -= 1
         self.observer.in_flight(self.name, self.active, self.concurrency)
-        if self._saturated:
-            # the last claim filled every slot, so more work is probably waiting
+        if self._saturated or self._full:
+            # the last claim filled every slot, so more work is probably waiting; or the
+            # loop is waiting for this slot
             self.wake("slot")
 
     def _thread_ended(self) -> None:
@@ -331,6 +343,7 @@ class Producer:
         self._stopping = True
         if self._waits_timer is not None:
             self._waits_timer.cancel()
+        self._halt.set()
         self._wake.set()
 
     @property
