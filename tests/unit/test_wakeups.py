@@ -200,3 +200,78 @@ async def test_a_full_loop_waits_for_a_slot_instead_of_spinning(paced: Any) -> N
     assert len(observer.started) == 3
     gate.set()  # slots free: the loop claims the fourth run without waiting for the pacer
     await observer.wait_for(lambda: len(observer.started) == 4)
+
+
+class SlowDue(MemoryStore):
+    """A store whose next-due reads wait for ``release`` (a slow query), counting them."""
+
+    def __init__(self) -> None:
+        super().__init__()  # the real clock: future runs come due by themselves
+        self.release = asyncio.Event()
+        self.reads = 0
+        self.cancelled_reads = 0
+
+    async def next_due(self, filt: Any) -> Any:
+        self.reads += 1
+        try:
+            await self.release.wait()
+        except asyncio.CancelledError:
+            self.cancelled_reads += 1
+            raise
+        return await super().next_due(filt)
+
+
+def engine_on(store: MemoryStore) -> tuple[Engine, RecordingObserver]:
+    observer = RecordingObserver()
+    settings = RuntimeSettings(worker_id="w-due", prefixes=["p.%=3"], poll_interval=3600)
+    engine = Engine(
+        store, ExecutorRegistry.from_plugins([plugin]), settings, observer, structlog.get_logger()
+    )
+    return engine, observer
+
+
+async def test_a_notify_during_the_next_due_read_is_claimed_at_once() -> None:
+    """The next-due read runs beside the loop: a run inserted while it is on the wire is
+    claimed without waiting for its answer."""
+    store = SlowDue()
+    engine, observer = engine_on(store)
+    task = asyncio.create_task(engine.run())
+    try:
+        await submit_one(engine, store, "p.ok.v1")
+        await observer.wait_for(lambda: len(observer.started) == 1)
+        await eventually(lambda: store.reads >= 1)
+        await submit_one(engine, store, "p.ok.v1")
+        await observer.wait_for(lambda: len(observer.started) == 2)
+        assert not store.release.is_set(), "claimed while the read was still waiting"
+    finally:
+        store.release.set()
+        await engine.stop(0.5)
+        await asyncio.wait_for(task, 5)
+
+
+async def test_a_stop_does_not_wait_for_the_next_due_read() -> None:
+    store = SlowDue()
+    engine, observer = engine_on(store)
+    task = asyncio.create_task(engine.run())
+    await submit_one(engine, store, "p.ok.v1")
+    await eventually(lambda: store.reads >= 1)
+    await engine.stop(0.5)
+    await asyncio.wait_for(task, 5)
+    assert store.cancelled_reads == store.reads, "no read outlives its loop"
+
+
+async def test_a_future_run_is_claimed_when_due_not_at_the_next_poll() -> None:
+    """With an hour's poll interval, a run due in a quarter second starts about then: the
+    background read of the next due time set a wake-up."""
+    store = MemoryStore()
+    engine, observer = engine_on(store)
+    task = asyncio.create_task(engine.run())
+    try:
+        await store.enqueue_many([NewRun("p.ok.v1", {}, delay=0.25)])
+        engine.notify_inserted("p.ok.v1")
+        started = time.monotonic()
+        await observer.wait_for(lambda: len(observer.started) == 1)
+        assert 0.2 <= time.monotonic() - started < 5
+    finally:
+        await engine.stop(0.5)
+        await asyncio.wait_for(task, 5)

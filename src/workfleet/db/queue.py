@@ -232,9 +232,9 @@ class PgQueue(QueryStore):
     async def next_due(self, filt: ClaimFilter) -> float | None:
         if filt.empty:
             return None
-        rows = await self._fetch(
-            "next_due", {"exact": list(filt.exact), "likes": list(filt.likes)}, lane=filt
-        )
+        # a pooled connection, not the claim's lane: the loop reads this in the background,
+        # and a claim made meanwhile keeps its lane
+        rows = await self._fetch("next_due", {"exact": list(filt.exact), "likes": list(filt.likes)})
         if not rows or rows[0]["next_run_at"] is None:
             return None
         delta: float = (rows[0]["next_run_at"] - rows[0]["db_now"]).total_seconds()

@@ -96,6 +96,10 @@ class Producer:
         self._waits_at = 0.0
         self._waits_checked = float("-inf")
         self._waits_timer: asyncio.TimerHandle | None = None
+        # the background read of the next due time, and the wake-up it set
+        self._due_task: asyncio.Task[None] | None = None
+        self._due_again = False
+        self._due_timer: asyncio.TimerHandle | None = None
 
     # --- signals from the outside ---------------------------------------------------------
 
@@ -131,6 +135,16 @@ class Producer:
 
     async def run(self) -> None:
         """Claim and start runs until :meth:`stop`."""
+        try:
+            await self._claim_loop()
+        finally:
+            task = self._due_task
+            if task is not None and not task.done():
+                # a next-due read still on the wire: nothing waits for its answer any more
+                task.cancel()
+                await asyncio.wait([task])
+
+    async def _claim_loop(self) -> None:
         s = self.settings
         error_delay = 0.1
         while not self._stopping:
@@ -172,18 +186,7 @@ class Producer:
                 if claimed:
                     self.observer.in_flight(self.name, self.active, self.concurrency)
                 if not self._saturated:
-                    if claimed:
-                        # pickup latency is one round trip, not two: two steps of the event
-                        # loop (execution task, then executor task) take the started runs into
-                        # their executors before this loop asks for the next due time
-                        await asyncio.sleep(0)
-                        await asyncio.sleep(0)
-                    due = await self._next_due()
-                    if due is not None:
-                        # sleep until the next run is due rather than a whole poll interval;
-                        # it may be a workflow's deadline, so that claim takes due waits too
-                        timeout = min(timeout, max(due, 0.0) + 0.005)
-                        self._waits_at = min(self._waits_at, time.monotonic() + timeout)
+                    self._read_due()
             else:
                 # every slot is taken: a freed one wakes the loop (_slot_freed); a wake-up
                 # meanwhile (a NOTIFY, a retry) only has it look again, it cannot claim
@@ -235,11 +238,47 @@ class Producer:
     async def _pause(self, seconds: float) -> None:
         await self._wake.wait(seconds)
 
-    async def _next_due(self) -> float | None:
-        try:
-            return await self.queue.next_due(self.spec.filt)
-        except StoreError:
-            return None  # the next claim meets (and reports) the same database problem
+    def _read_due(self) -> None:
+        """Read when the next future run is due, in the background: the loop waits for work
+        meanwhile, so a NOTIFY during the query claims at once instead of after it (a round
+        trip on a pickup's path), and the started runs reach their executors first. A read
+        asked for while one is in flight is made again after it."""
+        if self._due_task is None or self._due_task.done():
+            self._due_task = asyncio.create_task(self._next_due(), name=f"next-due:{self.name}")
+        else:
+            self._due_again = True
+
+    async def _next_due(self) -> None:
+        """The background read (see :meth:`_read_due`). Never raises: a failed read leaves
+        the loop to its poll."""
+        again = True
+        while again and not self._stopping:
+            self._due_again = False
+            try:
+                due = await self.queue.next_due(self.spec.filt)
+            except StoreError:
+                due = None  # the next claim meets (and reports) the same database problem
+            except Exception:  # a bug here must not go unseen, nor stop the loop
+                self.log.exception("reading the next due time failed", prefix=self.name)
+                due = None
+            if not self._stopping:
+                self._due_in(due)
+            again = self._due_again
+
+    def _due_in(self, seconds: float | None) -> None:
+        """The next future run is due in ``seconds`` (None: there is none): wake then rather
+        than at the next poll. It may be a workflow's deadline, so that claim takes due waits
+        too. The latest read replaces the wake-up an earlier one set."""
+        if self._due_timer is not None:
+            self._due_timer.cancel()
+            self._due_timer = None
+        if seconds is None:
+            return
+        delay = max(seconds, 0.0) + 0.005
+        if delay >= self.settings.poll_interval * 0.9:
+            return  # the poll comes first
+        self._waits_at = min(self._waits_at, time.monotonic() + delay)
+        self._due_timer = asyncio.get_running_loop().call_later(delay, self.wake, "poll")
 
     # --- executions -------------------------------------------------------------------------------
 
@@ -341,8 +380,9 @@ class Producer:
     def stop_claiming(self) -> None:
         """Phase one: claim nothing more (:meth:`run` returns after its current step)."""
         self._stopping = True
-        if self._waits_timer is not None:
-            self._waits_timer.cancel()
+        for timer in (self._waits_timer, self._due_timer):
+            if timer is not None:
+                timer.cancel()
         self._halt.set()
         self._wake.set()
 
