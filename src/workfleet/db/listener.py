@@ -90,11 +90,12 @@ class Listener:
                     self.on_connected(ever_connected)
                     ever_connected = True
                     delay = 0.5
+                    # notifications that arrive during the keepalive query
+                    conn.add_notify_handler(lambda notify: self._deliver(notify.payload))
                     while not self._stopping:
-                        async for notify in conn.notifies(timeout=self.keepalive):
-                            self.dispatch(notify.payload)
+                        await self._listen(conn)
                         if not self._stopping:
-                            # a quiet channel: prove the connection is still alive
+                            # every keepalive seconds: prove the connection is still alive
                             await conn.execute("SELECT 1")
             except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
                 if self._stopping:
@@ -114,6 +115,48 @@ class Listener:
                 break
             await asyncio.sleep(delay * random.uniform(0.8, 1.2))  # noqa: S311
             delay = min(delay * 2, 30.0)
+
+    def _deliver(self, payload: str) -> None:
+        """:meth:`dispatch`, keeping the listener alive whatever a callback raises."""
+        try:
+            self.dispatch(payload)
+        except Exception:  # a bug in a callback must not cost the worker its wake-ups
+            self.log.exception("handling a notification failed", payload=payload[:100])
+
+    async def _listen(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Deliver notifications for ``keepalive`` seconds; raise ``psycopg.OperationalError``
+        if the connection is lost meanwhile.
+
+        The socket's reader callback reads them itself (``consume_input``, then ``notifies``
+        until none is left, as psycopg's ``notifies()`` does), so a notification reaches its
+        lease loop in that callback: no generator and no task switch between the socket and
+        the wake-up. Nothing else uses the connection meanwhile; the keepalive query runs with
+        the reader removed, and psycopg hands what arrives during it to the notify handler.
+        """
+        loop = asyncio.get_running_loop()
+        pgconn = conn.pgconn
+        encoding = conn.info.encoding
+        fd = pgconn.socket
+        failed: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            try:
+                pgconn.consume_input()
+            except psycopg.Error as exc:
+                loop.remove_reader(fd)
+                if not failed.done():
+                    failed.set_exception(psycopg.OperationalError(str(exc)))
+                return
+            while (notify := pgconn.notifies()) is not None:
+                self._deliver(notify.extra.decode(encoding, "replace"))
+
+        loop.add_reader(fd, readable)
+        try:
+            await asyncio.wait_for(failed, self.keepalive)
+        except TimeoutError:
+            pass
+        finally:
+            loop.remove_reader(fd)
 
     def stop(self) -> None:
         """Stop after the current wait; the owner also cancels the task running :meth:`run`."""
