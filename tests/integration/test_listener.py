@@ -64,9 +64,7 @@ async def test_every_notification_is_delivered_once_across_keepalive_queries(
         assert seen == types
 
 
-async def test_a_callback_that_raises_costs_no_later_notification(
-    pg_dsn: str, schema: str
-) -> None:
+async def test_a_callback_that_raises_costs_no_later_notification(pg_dsn: str, schema: str) -> None:
     seen: list[str] = []
 
     def on_inserted(run_type: str) -> None:
