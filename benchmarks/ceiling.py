@@ -16,14 +16,20 @@ def ceiling_drain(
     """(runs/s, seconds, note, per-run costs) of ``processes`` bare claim/complete loops
     (``ceiling_proc``) over ``n`` runs; the note and the costs give CPU and WAL per run."""
     schema = migrate_schema(cfg, "w4")
+    with dropped_afterwards(cfg.conninfo, schema):
+        with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
+            insert_pending(conn, schema, n)
+        return bare_drain(cfg, schema, processes, batch, events, overlap)
+
+
+def bare_drain(
+    cfg: Config, schema: str, processes: int, batch: int, events: bool, overlap: bool = False
+) -> tuple[float, float, str, dict[str, float | None]]:
+    """:func:`ceiling_drain` over the pending runs ``schema`` already holds."""
     argv = ["-m", "benchmarks.ceiling_proc", "--conninfo", cfg.conninfo]
     argv += ["--schema", schema, "--batch", str(batch)]
     argv += (["--events"] if events else []) + (["--overlap"] if overlap else [])
-    with (
-        dropped_afterwards(cfg.conninfo, schema),
-        psycopg.connect(cfg.conninfo, autocommit=True) as conn,
-    ):
-        insert_pending(conn, schema, n)
+    with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
         children = [Child(argv, f"w4-k{batch}-{i}") for i in range(processes)]
         meter = Meter(conn)
         start_all(children, meter.start)

@@ -15,56 +15,41 @@ median ratio history ÷ fresh of each.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import statistics
 import sys
 from collections.abc import Callable
 
 import psycopg
-from psycopg import sql
 
-from benchmarks.common import Child, conninfo_of, database_url, dropped_afterwards, start_all
-from benchmarks.costs import Meter, per_run_note
+from benchmarks.ceiling import bare_drain
+from benchmarks.common import conninfo_of, database_url, dropped_afterwards
 from benchmarks.workloads import (
-    HISTORY_SQL,
     Config,
+    checkpoint,
     drain_workers,
     insert_pending,
-    last_finish,
+    load_history,
     migrate_schema,
-    set_trigger,
-    table,
 )
 
 
 def prepare(cfg: Config, history: bool) -> str:
-    """A schema with ``cfg.runs`` pending runs, over ``cfg.history`` finished ones if asked."""
+    """A schema with ``cfg.runs`` pending runs, over ``cfg.history`` finished ones if asked;
+    checkpointed either way, so both sides of a pair start from the same clean state."""
     schema = migrate_schema(cfg, "w5h" if history else "w5f")
     with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
         if history:
-            set_trigger(conn, schema, False)  # history rows: no 'created' events, no NOTIFY
-            conn.execute(sql.SQL(HISTORY_SQL).format(table=table(schema)), [cfg.history])
-            set_trigger(conn, schema, True)
-            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table(schema)))
-        with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
-            conn.execute("CHECKPOINT")  # both sides start from the same clean state
+            load_history(conn, schema, cfg.history)
+        else:
+            checkpoint(conn)
         insert_pending(conn, schema, cfg.runs)
     return schema
 
 
 def bare(cfg: Config, schema: str) -> tuple[float, str]:
-    """(runs/s, costs) of the framework-free loop with the audit events, k = 100."""
-    argv = ["-m", "benchmarks.ceiling_proc", "--conninfo", cfg.conninfo, "--schema", schema]
-    argv += ["--batch", str(cfg.concurrency), "--events"]
-    with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
-        child = Child(argv, "history-bare")
-        meter = Meter(conn)
-        start_all([child], meter.start)
-        result = child.wait(timeout=600)
-        costs = meter.stop()
-        end, done = last_finish(conn, schema)
-    seconds = end - float(result["first_start"])
-    return done / seconds, per_run_note(float(result["cpu_seconds"]), costs, done)
+    """(runs/s, costs) of the framework-free loop with the audit events, k = 100 (W4's)."""
+    rate, _, note, _ = bare_drain(cfg, schema, 1, cfg.concurrency, events=True)
+    return rate, note
 
 
 def runtime(cfg: Config, schema: str) -> tuple[float, str]:

@@ -394,6 +394,23 @@ FROM generate_series(1, %s) g,
 """
 
 
+def load_history(conn: psycopg.Connection[Any], schema: str, n: int) -> None:
+    """``n`` finished runs in ``schema``, settled as a real table's history is: loaded without
+    'created' events or NOTIFY, vacuumed, analysed and checkpointed (its dirty pages flushed
+    now rather than by a checkpoint that falls into the drain measured next)."""
+    set_trigger(conn, schema, False)
+    conn.execute(sql.SQL(HISTORY_SQL).format(table=table(schema)), [n])
+    set_trigger(conn, schema, True)
+    conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table(schema)))
+    checkpoint(conn)
+
+
+def checkpoint(conn: psycopg.Connection[Any]) -> None:
+    """CHECKPOINT, where the role may (a role without the privilege skips it)."""
+    with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
+        conn.execute("CHECKPOINT")
+
+
 def claim_plan(conn: psycopg.Connection[Any], schema: str, concurrency: int) -> list[str]:
     from workfleet.db.queries import Queries
 
@@ -417,14 +434,7 @@ def w5(cfg: Config, report: Report) -> list[str]:
     with dropped_afterwards(cfg.conninfo, schema):
         with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
             t0 = time.perf_counter()
-            set_trigger(conn, schema, False)  # history rows: no 'created' events, no NOTIFY
-            conn.execute(sql.SQL(HISTORY_SQL).format(table=table(schema)), [cfg.history])
-            set_trigger(conn, schema, True)
-            conn.execute(sql.SQL("VACUUM ANALYZE {}").format(table(schema)))
-            # history is settled in a real table: flush the load's dirty pages now rather than
-            # in a checkpoint (max_wal_size) that falls into the drain
-            with contextlib.suppress(psycopg.errors.InsufficientPrivilege):
-                conn.execute("CHECKPOINT")
+            load_history(conn, schema, cfg.history)
             load = time.perf_counter() - t0
             insert_pending(conn, schema, cfg.runs)
             plan = claim_plan(conn, schema, cfg.concurrency)
