@@ -1,10 +1,17 @@
 """W3: pickup latency, from an INSERT's commit to its run starting, and its framework-free
-floor. See docs/performance.md."""
+floor. See docs/performance.md.
+
+The runtime (NOTIFY) and the two floors (a framework-free LISTEN + claim loop, blocking and on
+asyncio) run side by side, each on its own schema, and take turns: the inserts go to one of
+them at a time, in segments of about 2.5 s ordered runtime, blocking, asyncio, then backwards,
+so that this machine's slow phases (its round trips swing by half) fall on all of them alike.
+Poll-only mode runs on its own afterwards."""
 
 from __future__ import annotations
 
 import statistics
 import time
+from contextlib import ExitStack
 from typing import Any
 
 import psycopg
@@ -23,25 +30,38 @@ from benchmarks.common import (
 )
 from benchmarks.workloads import Config, migrate_schema, remaining, table, worker_child
 
+# Length of one turn: long enough for a few hundred ms of warm-up not to matter, short enough
+# that a slow phase of this machine spans turns of both
+SEGMENT_SECONDS = 2.5
+
+
+class Produced:
+    """What one system was sent: commit time by sequence number, INSERT round trips."""
+
+    def __init__(self) -> None:
+        self.commits: dict[int, float] = {}
+        self.round_trips: list[float] = []
+        self.segments = 0
+
 
 def produce(
-    conn: psycopg.Connection[Any], schema: str, rate: float, seconds: float
-) -> tuple[dict[int, float], list[float]]:
-    """Insert one run every 1/rate s; the wall-clock time each autocommit INSERT returned."""
+    conn: psycopg.Connection[Any], schema: str, rate: float, seconds: float, into: Produced
+) -> None:
+    """Insert one run every 1/rate s for ``seconds``, numbered on from what ``into`` holds;
+    record the wall-clock time each autocommit INSERT returned."""
     stmt = sql.SQL("INSERT INTO {} (type, payload) VALUES (%s, %s)").format(table(schema))
-    commits: dict[int, float] = {}
-    round_trips: list[float] = []
-    count = int(rate * seconds)
+    first = len(into.commits)
     t_start = time.monotonic()
-    for i in range(count):
+    for i in range(int(rate * seconds)):
         delay = t_start + i / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
+        seq = first + i
         before = time.time()
-        conn.execute(stmt, [NOOP_TYPE, Jsonb({"seq": i})], prepare=True)
-        commits[i] = time.time()
-        round_trips.append(commits[i] - before)
-    return commits, round_trips
+        conn.execute(stmt, [NOOP_TYPE, Jsonb({"seq": seq})], prepare=True)
+        into.commits[seq] = time.time()
+        into.round_trips.append(into.commits[seq] - before)
+    into.segments += 1
 
 
 def latencies_ms(commits: dict[int, float], starts: dict[str, float]) -> list[float]:
@@ -83,63 +103,101 @@ def latency_figures(
 
 
 def w3(cfg: Config, report: Report) -> None:
-    for poll_only in (False, True):
-        schema = migrate_schema(cfg, "w3")
-        mode = "poll-only (poll_interval 5 s)" if poll_only else "NOTIFY"
-        with dropped_afterwards(cfg.conninfo, schema):
-            child = worker_child(
-                cfg,
-                schema,
-                [f"bench.%={cfg.concurrency}"],
-                "w3-worker",
-                poll_only=poll_only,
+    w3_notify_and_floor(cfg, report)
+    w3_poll_only(cfg, report)
+
+
+SYSTEMS = ("runtime", "bare", "bare_async")
+
+
+def turns(cfg: Config) -> list[tuple[str, float]]:
+    """The order of the segments, (system, seconds) each: the :data:`SYSTEMS` in turn, every
+    other round backwards (ABC CBA ...), ``cfg.latency_seconds`` in all for each."""
+    per_system = max(2, round(cfg.latency_seconds / SEGMENT_SECONDS))
+    seconds = cfg.latency_seconds / per_system
+    order: list[tuple[str, float]] = []
+    for k in range(per_system):
+        systems = SYSTEMS if k % 2 == 0 else tuple(reversed(SYSTEMS))
+        order += [(who, seconds) for who in systems]
+    return order
+
+
+def w3_notify_and_floor(cfg: Config, report: Report) -> None:
+    """The runtime with NOTIFY, and the floor under it: a framework-free LISTEN + claim loop
+    (``pickup_proc``) on the same load and statement, blocking and on asyncio, in turns."""
+    schemas = {who: migrate_schema(cfg, "w3" if who == "runtime" else "w3b") for who in SYSTEMS}
+    produced = {who: Produced() for who in SYSTEMS}
+    with ExitStack() as stack:
+        for schema in schemas.values():
+            stack.enter_context(dropped_afterwards(cfg.conninfo, schema))
+        bare = ["-m", "benchmarks.pickup_proc", "--conninfo", cfg.conninfo, "--schema"]
+        children = {
+            "runtime": worker_child(
+                cfg, schemas["runtime"], [f"bench.%={cfg.concurrency}"], "w3-worker",
                 record_starts=True,
-            )
-            with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
-                try:
-                    start_all([child])
-                    time.sleep(1.0)  # listener connected, first empty claim done
-                    commits, rtts = produce(conn, schema, cfg.latency_rate, cfg.latency_seconds)
+            ),
+            "bare": Child([*bare, schemas["bare"]], "w3-bare"),
+            "bare_async": Child([*bare, schemas["bare_async"], "--async"], "w3-bare-async"),
+        }  # fmt: skip
+        with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
+            try:
+                start_all(list(children.values()))
+                time.sleep(1.0)  # listeners connected, first empty claims done
+                for who, seconds in turns(cfg):
+                    schema = schemas[who]
+                    produce(conn, schema, cfg.latency_rate, seconds, produced[who])
                     wait_until(lambda c=conn, s=schema: not remaining(c, s), timeout=60)
-                finally:
+            finally:
+                for child in children.values():
                     child.stop()
-            result = child.wait()
-        lat = latencies_ms(commits, result["starts"])
+        starts = {who: child.wait()["starts"] for who, child in children.items()}
+    load = f"{cfg.latency_rate:g}/s for {cfg.latency_seconds:g}s"
+    taking_turns = f"{produced['runtime'].segments} turns each, taking turns with the others"
+    variants = {
+        "runtime": ("workfleet", f"commit->start, {load}, NOTIFY", "w3_notify"),
+        "bare": ("bare", f"commit->claimed, {load}, LISTEN + the hot claim, blocking", "w3_bare"),
+        "bare_async": (
+            "bare",
+            f"commit->claimed, {load}, LISTEN + the hot claim, asyncio + uvloop",
+            "w3_bare_async",
+        ),
+    }
+    for who, (system, variant, key) in variants.items():
         latency_figures(
             report,
-            ("W3", "workfleet"),
-            f"commit->start, {cfg.latency_rate:g}/s for {cfg.latency_seconds:g}s, {mode}",
-            lat,
-            len(commits),
-            rtts,
-            "w3_poll" if poll_only else "w3_notify",
+            ("W3", system),
+            f"{variant}, {taking_turns}",
+            latencies_ms(produced[who].commits, starts[who]),
+            len(produced[who].commits),
+            produced[who].round_trips,
+            key,
         )
-    w3_bare(cfg, report)
 
 
-def w3_bare(cfg: Config, report: Report) -> None:
-    """The floor under W3: a framework-free LISTEN + claim loop (``pickup_proc``) on the
-    same schema, load and statement."""
-    schema = migrate_schema(cfg, "w3b")
-    argv = ["-m", "benchmarks.pickup_proc", "--conninfo", cfg.conninfo, "--schema", schema]
+def w3_poll_only(cfg: Config, report: Report) -> None:
+    schema = migrate_schema(cfg, "w3p")
+    produced = Produced()
     with dropped_afterwards(cfg.conninfo, schema):
-        child = Child(argv, "w3-bare")
+        child = worker_child(
+            cfg, schema, [f"bench.%={cfg.concurrency}"], "w3-worker", poll_only=True,
+            record_starts=True,
+        )  # fmt: skip
         with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
             try:
                 start_all([child])
                 time.sleep(1.0)
-                commits, rtts = produce(conn, schema, cfg.latency_rate, cfg.latency_seconds)
+                produce(conn, schema, cfg.latency_rate, cfg.latency_seconds, produced)
                 wait_until(lambda c=conn, s=schema: not remaining(c, s), timeout=60)
             finally:
                 child.stop()
         result = child.wait()
     latency_figures(
         report,
-        ("W3", "bare"),
-        f"commit->claimed, {cfg.latency_rate:g}/s for {cfg.latency_seconds:g}s, "
-        "LISTEN + the hot claim, no framework",
-        latencies_ms(commits, result["starts"]),
-        len(commits),
-        rtts,
-        "w3_bare",
+        ("W3", "workfleet"),
+        f"commit->start, {cfg.latency_rate:g}/s for {cfg.latency_seconds:g}s, "
+        "poll-only (poll_interval 5 s)",
+        latencies_ms(produced.commits, result["starts"]),
+        len(produced.commits),
+        produced.round_trips,
+        "w3_poll",
     )

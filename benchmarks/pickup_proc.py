@@ -1,11 +1,15 @@
 """W3 bare pickup: a framework-free LISTEN and claim loop on workfleet's own schema.
 
 The floor under the runtime's pickup latency on this machine: one psycopg connection (no
-pool, no event loop, no executor) listens on the schema's channel, and on each notification
-runs the runtime's own hot claim (``claim_ready`` from ``src/workfleet/db/sql/runs.sql``:
-the same rows, events and asynchronous commit) and records, for every run it returns, the
-wall-clock time the row arrived. The claimed runs are completed afterwards, off the measured
-path. It stops on SIGTERM and writes ``{"starts": {seq: time}}`` to ``--out``.
+pool, no executor) listens on the schema's channel, and on each notification runs the
+runtime's own hot claim (``claim_ready`` from ``src/workfleet/db/sql/runs.sql``: the same
+rows, events and asynchronous commit) and records, for every run it returns, the wall-clock
+time the row arrived. The claimed runs are completed afterwards, off the measured path. It
+stops on SIGTERM and writes ``{"starts": {seq: time}}`` to ``--out``.
+
+Two forms: blocking psycopg (the default), and with ``--async`` the same loop on asyncio and
+uvloop, as the runtime is built, reading notifications in the socket's reader callback as the
+runtime's listener does. The difference between them is what the event loop costs a pickup.
 
 Protocol as ``benchmarks.worker_proc``: ``ready``, wait for ``go``, JSON to ``--out``.
 """
@@ -13,6 +17,7 @@ Protocol as ``benchmarks.worker_proc``: ``ready``, wait for ``go``, JSON to ``--
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import signal
 import socket
@@ -21,6 +26,7 @@ import time
 from typing import Any
 
 import psycopg
+import uvloop
 
 from workfleet.db.notifications import channel_name
 from workfleet.db.queries import Queries
@@ -33,11 +39,8 @@ WHERE r.id = ANY(%(ids)s::uuid[]) AND r.status = 'leased' AND r.leased_by = %(me
 """
 
 
-def listen(conninfo: str, schema: str) -> dict[str, Any]:
-    me = f"pickup-{socket.gethostname()}"
-    q = Queries(schema)
-    complete = psycopg.sql.SQL(COMPLETE).format(schema=psycopg.sql.Identifier(schema))
-    params: dict[str, Any] = {
+def claim_params(me: str) -> dict[str, Any]:
+    return {
         "exact": [],
         "likes": ["bench.%"],
         "limit": 10,
@@ -45,6 +48,13 @@ def listen(conninfo: str, schema: str) -> dict[str, Any]:
         "lease": 30.0,
         "lifecycle": True,
     }
+
+
+def listen(conninfo: str, schema: str) -> dict[str, Any]:
+    me = f"pickup-{socket.gethostname()}"
+    q = Queries(schema)
+    complete = psycopg.sql.SQL(COMPLETE).format(schema=psycopg.sql.Identifier(schema))
+    params = claim_params(me)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -77,13 +87,75 @@ def listen(conninfo: str, schema: str) -> dict[str, Any]:
     return {"starts": starts}
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+async def listen_async(conninfo: str, schema: str) -> dict[str, Any]:
+    me = f"pickup-{socket.gethostname()}"
+    q = Queries(schema)
+    complete = psycopg.sql.SQL(COMPLETE).format(schema=psycopg.sql.Identifier(schema))
+    params = claim_params(me)
+    loop = asyncio.get_running_loop()
+    stopping = loop.create_future()
+    loop.add_signal_handler(signal.SIGTERM, _resolve, stopping)
+    starts: dict[str, float] = {}
+    conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+    async with conn:
+        await conn.execute(
+            psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel_name(schema)))
+        )
+        print("ready", flush=True)
+        line = await loop.run_in_executor(None, sys.stdin.readline)
+        if line.strip() != "go":
+            return {"error": "no go"}
+        pgconn, fd = conn.pgconn, conn.pgconn.socket
+        woke = False
+
+        def notified(*_: object) -> None:  # a notification during a claim
+            nonlocal woke
+            woke = True
+
+        conn.add_notify_handler(notified)
+        while not stopping.done():
+            waiter = loop.create_future()
+
+            def readable(w: asyncio.Future[None] = waiter) -> None:
+                pgconn.consume_input()
+                while pgconn.notifies() is not None:
+                    _resolve(w)
+
+            if not woke:
+                loop.add_reader(fd, readable)
+                timer = loop.call_later(0.2, _resolve, waiter)
+                await asyncio.wait([waiter, stopping], return_when=asyncio.FIRST_COMPLETED)
+                timer.cancel()
+                loop.remove_reader(fd)
+            woke = False
+            while True:  # claim until nothing is left, as the blocking form does
+                cur = await conn.execute(q["claim_ready"], params, prepare=True)
+                rows = await cur.fetchall()
+                arrived = time.time()
+                if not rows:
+                    break
+                for row in rows:
+                    starts[str(json.loads(row[2])["seq"])] = arrived
+                await conn.execute(complete, {"ids": [row[0] for row in rows], "me": me})
+    return {"starts": starts}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--conninfo", required=True)
     p.add_argument("--schema", required=True)
+    p.add_argument("--async", dest="use_async", action="store_true")
     p.add_argument("--out", required=True)
     args = p.parse_args()
-    result = listen(args.conninfo, args.schema)
+    if args.use_async:
+        result = uvloop.run(listen_async(args.conninfo, args.schema))
+    else:
+        result = listen(args.conninfo, args.schema)
     with open(args.out, "w", encoding="utf-8") as fh:
         json.dump(result, fh)
     return 0

@@ -232,9 +232,13 @@ def _other_targets(t: _Lines, report: Report) -> None:
         lambda v: v <= 2.0,
         "{:.2f} ms",
     )
-    bare_w3 = report.get("w3_bare")
+    bare_w3, bare_async = report.get("w3_bare"), report.get("w3_bare_async")
     if bare_w3 is not None:
-        t.wall(f"a bare LISTEN + claim loop on the same schema: {bare_w3.value:.2f} ms p99")
+        on_asyncio = f", {bare_async.value:.2f} on asyncio" if bare_async is not None else ""
+        t.wall(
+            f"a bare LISTEN + claim loop on the same schema: {bare_w3.value:.2f} ms p99 "
+            f"blocking{on_asyncio}"
+        )
     peer_w3 = report.get("p_w3_notify")
     if peer_w3 is not None:
         t.context(f"pgqueuer's pickup p99 in the same run: {peer_w3.value:.2f} ms")
