@@ -6,6 +6,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row, tuple_row
 from psycopg_pool import AsyncConnectionPool
 
 from workfleet.db.lanes import Lanes
@@ -116,3 +117,50 @@ async def test_the_claim_turns_synchronous_commit_off_for_its_transaction(
             assert await cur.fetchone() == ("off",)
         cur = await conn.execute("SHOW synchronous_commit")
         assert await cur.fetchone() == ("on",)
+
+
+async def test_a_lane_keeps_its_cursors_and_drops_them_with_its_connection(
+    pg_pool: AsyncConnectionPool[Any], pg_dsn: str
+) -> None:
+    """One cursor per row shape for as long as the lane lives; a pooled call gets none."""
+    lanes = Lanes(pg_pool)
+    use = lanes.connection("claims")
+    async with use:
+        first = use.cursor(tuple_row)
+        assert first is not None and use.cursor(tuple_row) is first
+        assert use.cursor(dict_row) is not first
+        await first.execute("SELECT 1")
+        assert await first.fetchall() == [(1,)]
+    again = lanes.connection("claims")
+    async with again:
+        assert again.cursor(tuple_row) is first, "kept between blocks"
+        busy = lanes.connection("claims")
+        async with busy:
+            assert busy.cursor(tuple_row) is None, "the lane is busy: a pooled connection"
+    victim = await pid_via(lanes, "claims")
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(%s)", [victim])
+    with pytest.raises(psycopg.OperationalError):
+        await pid_via(lanes, "claims")
+    fresh = lanes.connection("claims")
+    async with fresh:
+        cur = fresh.cursor(tuple_row)
+        assert cur is not None and cur is not first, "a new lane, new cursors"
+        await cur.execute("SELECT 2")
+        assert await cur.fetchall() == [(2,)]
+    await lanes.close()
+
+
+async def test_claims_on_a_lane_return_their_own_rows_each_time(pg_store: PgStore) -> None:
+    """The kept cursor holds no rows over from one claim to the next, found or empty."""
+    filt = ClaimFilter((), ("lane.%",))
+    await pg_store.enqueue_many([NewRun("lane.a.v1", {"n": n}) for n in range(3)])
+    seen = []
+    for _ in range(3):
+        runs = await pg_store.claim("w", filt, 1, 30)
+        assert len(runs) == 1
+        seen.append(runs[0].payload["n"])
+    assert sorted(seen) == [0, 1, 2]
+    assert await pg_store.claim("w", filt, 1, 30) == []
+    assert await pg_store.claim("w", filt, 1, 30) == []
+    await pg_store.close()

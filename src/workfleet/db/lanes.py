@@ -25,9 +25,10 @@ Contract:
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Hashable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import Hashable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from types import TracebackType
 from typing import Any
 
 import psycopg
@@ -39,6 +40,7 @@ class _Lane:
     conn: psycopg.AsyncConnection[Any]
     since: float
     busy: bool = False
+    cursors: dict[Any, psycopg.AsyncCursor[Any]] = field(default_factory=dict)
 
 
 class Lanes:
@@ -58,27 +60,10 @@ class Lanes:
         """Connections currently kept by lanes."""
         return len(self._lanes)
 
-    @asynccontextmanager
-    async def connection(self, key: Hashable) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        """The lane of ``key`` (taken from the pool on first use), or a pooled connection."""
-        lane = self._lanes.get(key)
-        if lane is None and not self._closed and self.held < self.pool.max_size - self.reserve:
-            lane = _Lane(await self.pool.getconn(), time.monotonic())
-            self._lanes[key] = lane
-        if lane is None or lane.busy:
-            async with self.pool.connection() as conn:
-                yield conn
-            return
-        lane.busy = True
-        kept = False
-        try:
-            yield lane.conn
-            kept = not self._closed and time.monotonic() - lane.since < self.max_age
-        finally:
-            lane.busy = False
-            if not kept:
-                del self._lanes[key]
-                await self.pool.putconn(lane.conn)
+    def connection(self, key: Hashable) -> LaneUse:
+        """The lane of ``key`` (taken from the pool on first use), or a pooled connection, for
+        one ``async with`` block."""
+        return LaneUse(self, key)
 
     async def close(self) -> None:
         """Hand every idle lane back to the pool; lanes in use follow when their call ends."""
@@ -92,3 +77,67 @@ class Lanes:
             if not lane.busy:
                 del self._lanes[key]
                 await self.pool.putconn(lane.conn)
+
+
+class LaneUse:
+    """One ``async with`` block's use of a lane (see :meth:`Lanes.connection`).
+
+    A plain class rather than an ``asynccontextmanager``: its generator machinery is a
+    measurable part of a claim on the pickup path, where every step runs with cold caches.
+    """
+
+    __slots__ = ("_key", "_lane", "_lanes", "_pooled")
+
+    def __init__(self, lanes: Lanes, key: Hashable) -> None:
+        self._lanes = lanes
+        self._key = key
+        self._lane: _Lane | None = None
+        self._pooled: AbstractAsyncContextManager[psycopg.AsyncConnection[Any]] | None = None
+
+    async def __aenter__(self) -> psycopg.AsyncConnection[Any]:
+        lanes = self._lanes
+        lane = lanes._lanes.get(self._key)
+        if lane is None and not lanes._closed and lanes.held < lanes.pool.max_size - lanes.reserve:
+            lane = _Lane(await lanes.pool.getconn(), time.monotonic())
+            lanes._lanes[self._key] = lane
+        if lane is None or lane.busy:
+            self._pooled = pooled = lanes.pool.connection()
+            conn: psycopg.AsyncConnection[Any] = await pooled.__aenter__()
+            return conn
+        lane.busy = True
+        self._lane = lane
+        return lane.conn
+
+    def cursor(self, row_factory: Any) -> psycopg.AsyncCursor[Any] | None:
+        """The lane's own cursor making rows with ``row_factory``, made on its first use and
+        kept with the lane (None when this block runs on a pooled connection).
+
+        A cursor costs 6.5 µs to make and close back to back, but 110-125 µs after a few
+        milliseconds of other work, as every claim on a pickup's path comes (measured)."""
+        lane = self._lane
+        if lane is None:
+            return None
+        cur = lane.cursors.get(row_factory)
+        if cur is None:
+            cur = lane.cursors[row_factory] = lane.conn.cursor(row_factory=row_factory)
+        return cur
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._pooled is not None:
+            await self._pooled.__aexit__(exc_type, exc, tb)
+            return
+        lane, lanes = self._lane, self._lanes
+        if lane is None:
+            return
+        lane.busy = False
+        if exc_type is None and not lanes._closed and time.monotonic() - lane.since < lanes.max_age:
+            return
+        # an exception (the connection may be broken), a close, or its age: back to the pool,
+        # which tests or discards it; the next call takes a fresh lane
+        del lanes._lanes[self._key]
+        await lanes.pool.putconn(lane.conn)
