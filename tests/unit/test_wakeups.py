@@ -275,3 +275,47 @@ async def test_a_future_run_is_claimed_when_due_not_at_the_next_poll() -> None:
     finally:
         await engine.stop(0.5)
         await asyncio.wait_for(task, 5)
+
+
+ORDER: list[str] = []
+
+
+@plugin.executor("p.mark.v1")
+async def mark(run: Run[Any]) -> None:
+    ORDER.append("executor")
+
+
+class OrderObserver(RecordingObserver):
+    """Records when the loop's claim bookkeeping happens, beside the executor's start."""
+
+    def claimed(self, prefix: str, count: int, seconds: float) -> None:
+        if count:
+            ORDER.append("claimed")
+        super().claimed(prefix, count, seconds)
+
+    def run_started(self, prefix: str, run_type: str, queue_wait: float) -> None:
+        ORDER.append("run_started")
+        super().run_started(prefix, run_type, queue_wait)
+
+
+async def test_a_claimed_run_starts_before_the_loops_bookkeeping() -> None:
+    """The executor's first step comes right after the claim; the metrics of the claim and
+    of the start follow it (on a pickup's path every step is slow after a quiet spell)."""
+    ORDER.clear()
+    store = MemoryStore()
+    observer = OrderObserver()
+    settings = RuntimeSettings(worker_id="w-order", prefixes=["p.%=3"], poll_interval=3600)
+    engine = Engine(
+        store, ExecutorRegistry.from_plugins([plugin]), settings, observer, structlog.get_logger()
+    )
+    task = asyncio.create_task(engine.run())
+    try:
+        await store.enqueue_many([NewRun("p.mark.v1", {})])
+        engine.notify_inserted("p.mark.v1")
+        await observer.wait_for(lambda: len(observer.started) == 1)
+        first = ORDER.index("executor")
+        assert {"claimed", "run_started"} <= set(ORDER[first:]), ORDER
+        assert not {"claimed", "run_started"} & set(ORDER[:first]), ORDER
+    finally:
+        await engine.stop(0.5)
+        await asyncio.wait_for(task, 5)

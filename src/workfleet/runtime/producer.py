@@ -175,7 +175,7 @@ class Producer:
                     error_delay = min(error_delay * 2, s.poll_interval)
                     continue
                 error_delay = 0.1
-                self.observer.claimed(self.name, len(claimed), time.monotonic() - last_fetch)
+                took = time.monotonic() - last_fetch
                 self._saturated = len(claimed) == free
                 if waits:
                     # every wait due by now is taken (or locked by another worker), unless the
@@ -184,7 +184,16 @@ class Producer:
                 for run in claimed:
                     self._start(run)
                 if claimed:
+                    # the executors take their first step before this loop's bookkeeping (the
+                    # metrics): after a quiet spell every step on a pickup's path is slow, its
+                    # code and data evicted from the caches
+                    await asyncio.sleep(0)
+                    for run in claimed:
+                        self.observer.run_started(
+                            self.name, run.type, run.queue_wait.total_seconds()
+                        )
                     self.observer.in_flight(self.name, self.active, self.concurrency)
+                self.observer.claimed(self.name, len(claimed), took)
                 if not self._saturated:
                     self._read_due()
             else:
@@ -228,12 +237,11 @@ class Producer:
         )
 
     async def _wait(self, timeout: float) -> None:
-        if await self._wake.wait(timeout):
-            if not self._stopping:
-                self.observer.woke(self.name, self._wake_source)
-        else:
+        if not await self._wake.wait(timeout):
             self._wake_source = "poll"
-            self.observer.woke(self.name, "poll")
+        if not self._stopping:
+            # counted once the claim it leads to is on the wire
+            asyncio.get_running_loop().call_soon(self.observer.woke, self.name, self._wake_source)
 
     async def _pause(self, seconds: float) -> None:
         await self._wake.wait(seconds)
@@ -289,7 +297,6 @@ class Producer:
         )
         self.active += 1
         self.executions[claimed.id] = execution
-        self.observer.run_started(self.name, claimed.type, claimed.queue_wait.total_seconds())
         # dropped from _tasks by _executed, its last step: no done callback per run
         execution.task = asyncio.create_task(execution.execute(), name=f"run-{claimed.key}")
         self._tasks.add(execution.task)
