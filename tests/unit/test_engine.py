@@ -268,6 +268,24 @@ async def test_notifications_wake_only_matching_loops(rig: Any) -> None:
     assert observer.wakes["notify"] == 0
 
 
+async def test_notifications_of_many_types_are_remembered_within_a_bound(rig: Any) -> None:
+    """Which loops serve a type is remembered per type, for at most SERVING_TYPES types: a
+    stream of notifications naming ever new types costs no unbounded memory, and a type seen
+    before the memory started over still wakes its loop."""
+    from workfleet.runtime.engine import SERVING_TYPES
+
+    engine, store, observer, _ = rig
+    await submit(engine, store, "u.ok.v1")
+    await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 1)
+    for i in range(SERVING_TYPES * 2 + 5):
+        engine.notify_inserted(f"junk.{i}.v1")
+        assert len(engine._serving) <= SERVING_TYPES
+    await asyncio.sleep(0)
+    assert "u.ok.v1" not in engine._serving, "the memory started over"
+    await submit(engine, store, "u.ok.v1")
+    await observer.wait_for(lambda: observer.outcomes[Outcome.SUCCEEDED] == 2)
+
+
 async def test_stop_drains_then_releases(rig: Any) -> None:
     engine, store, observer, _ = rig
     ids = await submit(engine, store, "u.gated.v1", 2)

@@ -28,6 +28,9 @@ from workfleet.runtime.producer import Producer
 from workfleet.settings import RuntimeSettings
 from workfleet.store import Observer, RunQueue
 
+# Run types whose serving loops the engine remembers before it starts over
+SERVING_TYPES = 1024
+
 
 class Engine:
     """Runs the lease loops of one worker process until stopped."""
@@ -66,6 +69,7 @@ class Engine:
         self.heartbeater = Heartbeater(
             queue, settings.worker_id, settings.lease_seconds, self.sessions, observer, log
         )
+        self._serving: dict[str, tuple[Producer, ...]] = {}  # run type -> loops that serve it
         self.loop_tasks: list[asyncio.Task[None]] = []
         self.side_tasks: list[asyncio.Task[None]] = []
         self.draining = False
@@ -76,9 +80,17 @@ class Engine:
 
     def notify_inserted(self, run_type: str) -> None:
         """Runs of ``run_type`` became runnable: wake the loops that serve it."""
-        for loop in self.loops:
-            if loop.matches(run_type):
-                loop.wake("notify")
+        loops = self._serving.get(run_type)
+        if loops is None:
+            # remembered per type: this is the first step of every pickup (a notification may
+            # name any type, so the memory is bounded)
+            if len(self._serving) >= SERVING_TYPES:
+                self._serving.clear()
+            loops = self._serving[run_type] = tuple(
+                loop for loop in self.loops if loop.matches(run_type)
+            )
+        for loop in loops:
+            loop.wake("notify")
 
     def notify_cancelled(self, run_id: uuid.UUID) -> None:
         """``run_id`` was cancelled: stop its execution if this worker runs it."""

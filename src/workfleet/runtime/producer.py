@@ -153,7 +153,8 @@ class Producer:
             timeout = s.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
             if free > 0:
                 self._full = False
-                if not await self._paced():
+                paced = self._wake_source == "slot" or self._pacer.delay(time.monotonic()) > 0
+                if paced and not await self._paced():
                     break  # stopped while pacing
                 self._wake.clear()
                 last_fetch = time.monotonic()
