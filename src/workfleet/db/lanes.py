@@ -20,6 +20,8 @@ Contract:
   still apply to it.
 - :meth:`close` returns every idle lane before the pool closes; a lane in use when it is called
   goes back at the end of its statement.
+- A lane keeps the cursors its caller asks for (:meth:`LaneUse.cursor`, one per row shape);
+  they go with the lane, and a pooled call has none.
 """
 
 from __future__ import annotations
