@@ -161,15 +161,16 @@ async def _fetch(
     prepare = False if name in UNPREPARED else None
     try:
         async with connection as conn:
-            if name in HOT_PATH:
-                # a lane keeps its cursors (see LaneUse.cursor); a pooled call makes one
-                kept = connection.cursor(row_factory) if isinstance(connection, LaneUse) else None
-                if kept is not None:
-                    return await _execute(kept, queries[name], params, prepare)
-                async with conn.cursor(row_factory=row_factory) as cur:
-                    return await _execute(cur, queries[name], params, prepare)
+            hot = name in HOT_PATH
+            # a lane keeps its cursors for the hot path (see LaneUse.cursor); others make one
+            kept = (
+                connection.cursor(row_factory) if hot and isinstance(connection, LaneUse) else None
+            )
+            if kept is not None:
+                return await _execute(kept, queries[name], params, prepare)
             async with conn.cursor(row_factory=row_factory) as cur:
-                tolerate_infinity(cur)
+                if not hot:
+                    tolerate_infinity(cur)
                 return await _execute(cur, queries[name], params, prepare)
     except psycopg.Error as exc:
         raise store_error(name, exc) from exc

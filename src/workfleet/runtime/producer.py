@@ -153,9 +153,15 @@ class Producer:
             timeout = s.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
             if free > 0:
                 self._full = False
-                paced = self._wake_source == "slot" or self._pacer.delay(time.monotonic()) > 0
-                if paced and not await self._paced():
-                    break  # stopped while pacing
+                if self._wake_source == "slot":
+                    # freed slots come in bursts as a batch of outcomes lands: let the burst
+                    # finish so one claim fills them all
+                    await asyncio.sleep(0)
+                else:
+                    # wake-ups that keep coming (an INSERT each) are paced: see ClaimPacer
+                    pause = self._pacer.delay(time.monotonic())
+                    if pause > 0 and await self._halt.wait(pause):
+                        break  # stopped while pacing
                 self._wake.clear()
                 last_fetch = time.monotonic()
                 self._pacer.claimed(last_fetch)
@@ -203,17 +209,6 @@ class Producer:
                 self._full = True
                 self._wake.clear()
             await self._wait(timeout)
-
-    async def _paced(self) -> bool:
-        """Wait before a claim as its wake-up asks; False if the loop was stopped meanwhile."""
-        if self._wake_source == "slot":
-            # freed slots come in bursts as a batch of outcomes lands: let the burst finish
-            # so one claim fills them all
-            await asyncio.sleep(0)
-            return True
-        # wake-ups that keep coming (an INSERT each) are paced: see ClaimPacer
-        pause = self._pacer.delay(time.monotonic())
-        return pause <= 0 or not await self._halt.wait(pause)
 
     def _waits_due(self, now: float) -> bool:
         """Whether this claim must also take workflows whose wait fell due."""
