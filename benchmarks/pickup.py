@@ -122,35 +122,49 @@ def turns(cfg: Config) -> list[tuple[str, float]]:
     return order
 
 
+def take_turns(
+    cfg: Config,
+    children: dict[str, Child],
+    schemas: dict[str, str],
+    order: list[tuple[str, float]],
+) -> tuple[dict[str, Produced], dict[str, dict[str, float]]]:
+    """Start ``children`` (one per system, each on its schema), insert into the systems in
+    ``order`` and wait for each segment to drain; stop them all. What each was sent, and the
+    start time of each run by sequence number."""
+    produced = {who: Produced() for who in children}
+    with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
+        try:
+            start_all(list(children.values()))
+            time.sleep(1.0)  # listeners connected, first empty claims done
+            for who, seconds in order:
+                schema = schemas[who]
+                produce(conn, schema, cfg.latency_rate, seconds, produced[who])
+                wait_until(lambda c=conn, s=schema: not remaining(c, s), timeout=60)
+        finally:
+            for child in children.values():
+                child.stop()
+    return produced, {who: child.wait()["starts"] for who, child in children.items()}
+
+
+def runtime_child(cfg: Config, schema: str, *, poll_only: bool = False) -> Child:
+    prefixes = [f"bench.%={cfg.concurrency}"]
+    return worker_child(cfg, schema, prefixes, "w3-worker", poll_only=poll_only, record_starts=True)
+
+
 def w3_notify_and_floor(cfg: Config, report: Report) -> None:
     """The runtime with NOTIFY, and the floor under it: a framework-free LISTEN + claim loop
     (``pickup_proc``) on the same load and statement, blocking and on asyncio, in turns."""
     schemas = {who: migrate_schema(cfg, "w3" if who == "runtime" else "w3b") for who in SYSTEMS}
-    produced = {who: Produced() for who in SYSTEMS}
     with ExitStack() as stack:
         for schema in schemas.values():
             stack.enter_context(dropped_afterwards(cfg.conninfo, schema))
         bare = ["-m", "benchmarks.pickup_proc", "--conninfo", cfg.conninfo, "--schema"]
         children = {
-            "runtime": worker_child(
-                cfg, schemas["runtime"], [f"bench.%={cfg.concurrency}"], "w3-worker",
-                record_starts=True,
-            ),
+            "runtime": runtime_child(cfg, schemas["runtime"]),
             "bare": Child([*bare, schemas["bare"]], "w3-bare"),
             "bare_async": Child([*bare, schemas["bare_async"], "--async"], "w3-bare-async"),
-        }  # fmt: skip
-        with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
-            try:
-                start_all(list(children.values()))
-                time.sleep(1.0)  # listeners connected, first empty claims done
-                for who, seconds in turns(cfg):
-                    schema = schemas[who]
-                    produce(conn, schema, cfg.latency_rate, seconds, produced[who])
-                    wait_until(lambda c=conn, s=schema: not remaining(c, s), timeout=60)
-            finally:
-                for child in children.values():
-                    child.stop()
-        starts = {who: child.wait()["starts"] for who, child in children.items()}
+        }
+        produced, starts = take_turns(cfg, children, schemas, turns(cfg))
     load = f"{cfg.latency_rate:g}/s for {cfg.latency_seconds:g}s"
     taking_turns = f"{produced['runtime'].segments} turns each, taking turns with the others"
     variants = {
@@ -176,28 +190,18 @@ def w3_notify_and_floor(cfg: Config, report: Report) -> None:
 
 def w3_poll_only(cfg: Config, report: Report) -> None:
     schema = migrate_schema(cfg, "w3p")
-    produced = Produced()
     with dropped_afterwards(cfg.conninfo, schema):
-        child = worker_child(
-            cfg, schema, [f"bench.%={cfg.concurrency}"], "w3-worker", poll_only=True,
-            record_starts=True,
-        )  # fmt: skip
-        with psycopg.connect(cfg.conninfo, autocommit=True) as conn:
-            try:
-                start_all([child])
-                time.sleep(1.0)
-                produce(conn, schema, cfg.latency_rate, cfg.latency_seconds, produced)
-                wait_until(lambda c=conn, s=schema: not remaining(c, s), timeout=60)
-            finally:
-                child.stop()
-        result = child.wait()
+        child = runtime_child(cfg, schema, poll_only=True)
+        produced, starts = take_turns(
+            cfg, {"poll": child}, {"poll": schema}, [("poll", cfg.latency_seconds)]
+        )
     latency_figures(
         report,
         ("W3", "workfleet"),
         f"commit->start, {cfg.latency_rate:g}/s for {cfg.latency_seconds:g}s, "
         "poll-only (poll_interval 5 s)",
-        latencies_ms(produced.commits, result["starts"]),
-        len(produced.commits),
-        produced.round_trips,
+        latencies_ms(produced["poll"].commits, starts["poll"]),
+        len(produced["poll"].commits),
+        produced["poll"].round_trips,
         "w3_poll",
     )

@@ -39,8 +39,11 @@ WHERE r.id = ANY(%(ids)s::uuid[]) AND r.status = 'leased' AND r.leased_by = %(me
 """
 
 
-def claim_params(me: str) -> dict[str, Any]:
-    return {
+def statements(schema: str) -> tuple[str, Queries, psycopg.sql.Composed, dict[str, Any]]:
+    """What both forms use: the worker id, the queries, the completion and the claim's
+    parameters."""
+    me = f"pickup-{socket.gethostname()}"
+    params = {
         "exact": [],
         "likes": ["bench.%"],
         "limit": 10,
@@ -48,13 +51,12 @@ def claim_params(me: str) -> dict[str, Any]:
         "lease": 30.0,
         "lifecycle": True,
     }
+    complete = psycopg.sql.SQL(COMPLETE).format(schema=psycopg.sql.Identifier(schema))
+    return me, Queries(schema), complete, params
 
 
 def listen(conninfo: str, schema: str) -> dict[str, Any]:
-    me = f"pickup-{socket.gethostname()}"
-    q = Queries(schema)
-    complete = psycopg.sql.SQL(COMPLETE).format(schema=psycopg.sql.Identifier(schema))
-    params = claim_params(me)
+    me, q, complete, params = statements(schema)
     stopping = False
 
     def stop(*_: object) -> None:
@@ -93,10 +95,7 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 async def listen_async(conninfo: str, schema: str) -> dict[str, Any]:
-    me = f"pickup-{socket.gethostname()}"
-    q = Queries(schema)
-    complete = psycopg.sql.SQL(COMPLETE).format(schema=psycopg.sql.Identifier(schema))
-    params = claim_params(me)
+    me, q, complete, params = statements(schema)
     loop = asyncio.get_running_loop()
     stopping = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, _resolve, stopping)
