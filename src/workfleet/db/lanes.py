@@ -20,8 +20,9 @@ Contract:
   still apply to it.
 - :meth:`close` returns every idle lane before the pool closes; a lane in use when it is called
   goes back at the end of its statement.
-- A lane keeps the cursors its caller asks for (:meth:`LaneUse.cursor`, one per row shape);
-  they go with the lane, and a pooled call has none.
+- A lane keeps the cursors its caller asks for (:meth:`LaneUse.cursor`, one per row shape),
+  and its direct statements (:meth:`LaneUse.direct`, see :mod:`workfleet.db.direct`); they go
+  with the lane, and a pooled call has neither.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from workfleet.db.direct import Direct
+
 
 @dataclass(slots=True)
 class _Lane:
@@ -43,6 +46,7 @@ class _Lane:
     since: float
     busy: bool = False
     cursors: dict[Any, psycopg.AsyncCursor[Any]] = field(default_factory=dict)
+    direct: Direct | None = None
 
 
 class Lanes:
@@ -123,6 +127,16 @@ class LaneUse:
         if cur is None:
             cur = lane.cursors[row_factory] = lane.conn.cursor(row_factory=row_factory)
         return cur
+
+    def direct(self) -> Direct | None:
+        """The lane's direct statements, made on first use and kept with the lane (None when
+        this block runs on a pooled connection)."""
+        lane = self._lane
+        if lane is None:
+            return None
+        if lane.direct is None:
+            lane.direct = Direct(lane.conn)
+        return lane.direct
 
     async def __aexit__(
         self,

@@ -104,6 +104,11 @@ HOT_PATH = frozenset(
     }
 )
 
+# The claims: on a lane they go through libpq directly, prepared once per connection with their
+# parameters dumped once per distinct set (see workfleet.db.direct). Prepared, so never in
+# UNPREPARED; rows as tuples.
+DIRECT = frozenset({"claim", "claim_ready"})
+
 # Errors that come from what a statement was given or found (a value out of range, a broken
 # invariant, a limit), not from the connection: the same statement fails the same way again.
 DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, psycopg.errors.ProgramLimitExceeded)
@@ -161,11 +166,16 @@ async def _fetch(
     prepare = False if name in UNPREPARED else None
     try:
         async with connection as conn:
+            kept = None
             hot = name in HOT_PATH
-            # a lane keeps its cursors for the hot path (see LaneUse.cursor); others make one
-            kept = (
-                connection.cursor(row_factory) if hot and isinstance(connection, LaneUse) else None
-            )
+            if hot and isinstance(connection, LaneUse):
+                # a lane sends the claims itself (see LaneUse.direct) and keeps its cursors for
+                # the rest of the hot path (see LaneUse.cursor); others make one
+                if name in DIRECT and row_factory is tuple_row:
+                    direct = connection.direct()
+                    if direct is not None:
+                        return await direct.fetch(name, queries[name], params)
+                kept = connection.cursor(row_factory)
             if kept is not None:
                 return await _execute(kept, queries[name], params, prepare)
             async with conn.cursor(row_factory=row_factory) as cur:
