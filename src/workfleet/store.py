@@ -23,7 +23,7 @@ by the writing worker under the lease token its claim granted (:class:`Lease`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
@@ -67,6 +67,20 @@ class SweepResult:
 # --- the hot path ------------------------------------------------------------------------------
 
 
+class SentClaim(Protocol):
+    """A claim already sent (:meth:`RunQueue.claim_now`): await it once for its runs, or
+    :meth:`abandon` it."""
+
+    def __await__(self) -> Generator[Any, None, list[ClaimedRun]]:
+        """The claimed runs, as :meth:`RunQueue.claim` returns them; raises as it raises."""
+        ...
+
+    def abandon(self) -> None:
+        """Never to be awaited (its loop was cancelled): whatever it leased stays leased until
+        the lease expires, as with a claim cancelled on the wire."""
+        ...
+
+
 @runtime_checkable
 class RunQueue(Protocol):
     """The lease protocol and enqueue. All times come from the database clock."""
@@ -88,6 +102,20 @@ class RunQueue(Protocol):
         signal or a child, which make the run ready) are left for a later claim with ``waits``
         true; the caller must make one whenever such a deadline can have passed.
         """
+        ...
+
+    def claim_now(
+        self,
+        worker_id: str,
+        filt: ClaimFilter,
+        limit: int,
+        lease_seconds: float,
+        *,
+        waits: bool = True,
+    ) -> SentClaim | None:
+        """:meth:`claim`, sent at once from a synchronous callback (a NOTIFY's) when that needs
+        no waiting, such as a connection to take or a statement to prepare; the caller must
+        await or abandon what it returns. None: nothing was sent (call :meth:`claim`)."""
         ...
 
     async def next_due(self, filt: ClaimFilter) -> float | None:

@@ -154,3 +154,26 @@ async def test_disabled_types_are_not_claimed(store: RunQueue, harness: Harness)
     assert [c.id for c in await store.claim(W, ALL, 10, 30)] == [on]
     await harness.set_enabled("t.off.v1", True)
     assert [c.id for c in await store.claim(W, ALL, 10, 30)] == [off]
+
+
+async def test_a_claim_sent_at_once_takes_what_a_claim_takes(store: RunQueue) -> None:
+    """``claim_now`` (from a NOTIFY's callback) leases the same runs, in the same order, with
+    the same events, as ``claim``; PostgreSQL sends it only once the loop's lane has its
+    statement prepared (by a first claim with the same parameters)."""
+    assert await store.claim(W, ALL, 10, 30, waits=False) == []
+    low = await enqueue(store, priority=100)
+    high = await enqueue(store, priority=10)
+    sent = store.claim_now(W, ALL, 10, 30, waits=False)
+    assert sent is not None
+    claimed = await sent
+    assert [c.id for c in claimed] == [high, low]
+    for run in claimed:
+        row = await record(store, run.id)
+        assert (row.status, row.leased_by, run.attempt) == (RunStatus.LEASED, W, 0)
+        events = [str(e.event_type) for e in await store.events(run.id)]
+        assert events == ["created", "leased", "started"]
+    assert await store.claim(W, ALL, 10, 30, waits=False) == []
+    again = store.claim_now(W, ALL, 10, 30, waits=False)
+    assert again is not None and await again == [], "nothing left"
+    nothing = store.claim_now(W, ALL, 0, 30)
+    assert nothing is None or await nothing == []

@@ -14,6 +14,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from workfleet.db.direct import Direct
 from workfleet.db.store import PgStore
+from workfleet.errors import StoreError
 from workfleet.models import NewRun
 from workfleet.store import ClaimFilter
 
@@ -122,4 +123,70 @@ async def test_claims_on_a_lane_go_direct_and_survive_a_lost_or_cancelled_lane(
     assert len(first) == len(second) == len(third) == 1
     assert {first[0].payload["n"], second[0].payload["n"], third[0].payload["n"]} <= {0, 1, 2, 3}
     assert len({first[0].id, second[0].id, third[0].id}) == 3
+    await pg_store.close()
+
+
+async def lane_pid(store: PgStore, filt: ClaimFilter) -> int:
+    async with store.lanes.connection(filt) as conn:
+        cur = await conn.execute("SELECT pg_backend_pid()")
+        row = await cur.fetchone()
+        assert row is not None
+        return int(row[0])
+
+
+async def test_a_claim_is_sent_at_once_only_on_an_idle_lane_with_its_statement(
+    pg_store: PgStore,
+) -> None:
+    filt = ClaimFilter((), ("lane.%",))
+    assert pg_store.claim_now("w", filt, 1, 30, waits=False) is None, "no lane yet"
+    await pg_store.enqueue_many([NewRun("lane.a.v1", {"n": n}) for n in range(3)])
+    assert len(await pg_store.claim("w", filt, 1, 30, waits=False)) == 1
+    assert pg_store.claim_now("w", filt, 2, 30, waits=False) is None, "not prepared for 2"
+    assert pg_store.claim_now("w", filt, 1, 30, waits=True) is None, "nor the fuller claim"
+    sent = pg_store.claim_now("w", filt, 1, 30, waits=False)
+    assert sent is not None
+    assert pg_store.claim_now("w", filt, 1, 30, waits=False) is None, "the lane is busy"
+    busy = await pg_store.claim("w", filt, 1, 30, waits=False)  # on a pooled connection
+    runs = await sent
+    assert len(runs) == len(busy) == 1 and runs[0].id != busy[0].id
+    again = pg_store.claim_now("w", filt, 1, 30, waits=False)
+    assert again is not None and await again == []
+    await pg_store.close()
+
+
+async def test_an_abandoned_claim_drops_its_lane_and_the_next_claim_takes_a_fresh_one(
+    pg_store: PgStore, run_sql: Any
+) -> None:
+    filt = ClaimFilter((), ("lane.%",))
+    await pg_store.enqueue_many([NewRun("lane.a.v1", {"n": n}) for n in range(3)])
+    assert len(await pg_store.claim("w", filt, 1, 30, waits=False)) == 1
+    before = await lane_pid(pg_store, filt)
+    sent = pg_store.claim_now("w", filt, 1, 30, waits=False)
+    assert sent is not None
+    sent.abandon()
+    assert pg_store.lanes.held == 0
+    await asyncio.sleep(0.2)  # the claim commits on the server all the same
+    assert len(await pg_store.claim("w", filt, 5, 30, waits=False)) == 1
+    assert await lane_pid(pg_store, filt) != before
+    rows = await run_sql("SELECT status, count(*) FROM workflow_run GROUP BY status")
+    assert dict(rows) == {"leased": 3}, "the abandoned claim's run stays leased, until it expires"
+    await pg_store.close()
+
+
+async def test_a_claim_sent_on_a_lost_connection_fails_when_read_and_the_lane_is_replaced(
+    pg_store: PgStore, pg_dsn: str
+) -> None:
+    filt = ClaimFilter((), ("lane.%",))
+    await pg_store.enqueue_many([NewRun("lane.a.v1", {"n": n}) for n in range(2)])
+    assert len(await pg_store.claim("w", filt, 1, 30, waits=False)) == 1
+    pid = await lane_pid(pg_store, filt)
+    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    await asyncio.sleep(0.1)
+    sent = pg_store.claim_now("w", filt, 1, 30, waits=False)
+    assert sent is not None, "sent, or failed sending: either way the error comes on reading"
+    with pytest.raises(StoreError, match="claim_ready failed"):
+        await sent
+    assert len(await pg_store.claim("w", filt, 1, 30, waits=False)) == 1
+    assert await lane_pid(pg_store, filt) != pid
     await pg_store.close()

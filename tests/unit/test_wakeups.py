@@ -136,15 +136,22 @@ async def gated(run: Run[Any]) -> None:
 
 
 class CountingStore(MemoryStore):
-    """Counts claim statements (the observer counts claimed runs)."""
+    """Counts claim statements, made by the loop or sent from a NOTIFY's callback (the observer
+    counts claimed runs)."""
 
     def __init__(self) -> None:
         super().__init__(ManualClock())
         self.claim_calls = 0
+        self.sent_calls = 0
 
     async def claim(self, *args: Any, **kwargs: Any) -> Any:
         self.claim_calls += 1
         return await super().claim(*args, **kwargs)
+
+    def claim_now(self, *args: Any, **kwargs: Any) -> Any:
+        self.claim_calls += 1
+        self.sent_calls += 1
+        return super().claim_now(*args, **kwargs)
 
 
 @pytest.fixture

@@ -64,36 +64,58 @@ class _Bound:
 class Direct:
     """A lane connection's direct statements (see the module's contract)."""
 
-    __slots__ = ("_bound", "_conn", "_prepared", "_tx")
+    __slots__ = ("_bound", "_conn", "_prepared", "_sent", "_tx")
 
     def __init__(self, conn: psycopg.AsyncConnection[Any]) -> None:
         self._conn = conn
         self._tx = Transformer(conn)
         self._bound: dict[tuple[Any, ...], _Bound] = {}
         self._prepared: set[bytes] = set()
+        self._sent: _Bound | None = None
 
     async def fetch(
         self, name: str, query: sql.SQL, params: dict[str, Any]
     ) -> list[tuple[Any, ...]]:
         """Run ``query`` (named ``name``, with ``%(key)s`` placeholders) with ``params``; its
         rows as tuples in the statement's column order (empty when it returns none)."""
-        key = (name, *_hashable(params))
-        bound = self._bound.get(key)
-        if bound is None:
-            bound = self._bind(query, params, key)
+        bound = self._bound_for(name, query, params)
         if bound.name not in self._prepared:
             await self._prepare(bound)
+        self._send(bound)
+        return await self.receive()
+
+    def send_now(self, name: str, query: sql.SQL, params: dict[str, Any]) -> bool:
+        """Send what :meth:`fetch` would, without waiting (from a callback), and say so; await
+        :meth:`receive` next for its rows. False (nothing sent) when the statement is not yet
+        prepared on this connection with these parameters: call :meth:`fetch` instead. A
+        connection that cannot take it raises here, as :meth:`fetch` would."""
+        bound = self._bound.get((name, *_hashable(params)))
+        if bound is None or bound.name not in self._prepared:
+            return False
+        self._send(bound)
+        return True
+
+    async def receive(self) -> list[tuple[Any, ...]]:
+        """The rows of the statement just sent."""
         try:
-            result = await self._send(bound)
+            result = await self._answer()
         except psycopg.errors.InvalidSqlStatementName:
+            bound = self._sent
+            assert bound is not None  # noqa: S101 - set by every send
             self._prepared.discard(bound.name)  # deallocated behind our back: once more
             await self._prepare(bound)
-            result = await self._send(bound)
+            self._send(bound)
+            result = await self._answer()
         if not result.ntuples:
             return []
         tx = self._tx
         tx.set_pgresult(result)
         return tx.load_rows(0, result.ntuples, tuple)
+
+    def _bound_for(self, name: str, query: sql.SQL, params: dict[str, Any]) -> _Bound:
+        key = (name, *_hashable(params))
+        bound = self._bound.get(key)
+        return self._bind(query, params, key) if bound is None else bound
 
     def _bind(self, query: sql.SQL, params: dict[str, Any], key: tuple[Any, ...]) -> _Bound:
         pgq = PostgresQuery(self._tx)
@@ -114,9 +136,9 @@ class Direct:
                 raise
         self._prepared.add(bound.name)
 
-    async def _send(self, bound: _Bound) -> pq.abc.PGresult:
+    def _send(self, bound: _Bound) -> None:
         self._conn.pgconn.send_query_prepared(bound.name, bound.params, bound.formats)
-        return await self._answer()
+        self._sent = bound
 
     async def _answer(self) -> pq.abc.PGresult:
         """The result of what was just sent; the connection closed if it cannot say."""

@@ -20,6 +20,10 @@ Contract:
   still apply to it.
 - :meth:`close` returns every idle lane before the pool closes; a lane in use when it is called
   goes back at the end of its statement.
+- A block can also be entered at once, from a callback (:meth:`LaneUse.take_now`): only on a
+  lane that exists and is idle. It leaves as any block does, or by :meth:`LaneUse.abandon`
+  when its statement's answer will never be read (the lane is dropped, its connection closed
+  and handed back to the pool in the background).
 - A lane keeps the cursors its caller asks for (:meth:`LaneUse.cursor`, one per row shape),
   and its direct statements (:meth:`LaneUse.direct`, see :mod:`workfleet.db.direct`); they go
   with the lane, and a pooled call has neither.
@@ -27,6 +31,7 @@ Contract:
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Hashable
 from contextlib import AbstractAsyncContextManager
@@ -60,6 +65,7 @@ class Lanes:
         self.max_age = max_age
         self._lanes: dict[Hashable, _Lane] = {}
         self._closed = False
+        self._returning: set[asyncio.Task[None]] = set()  # abandoned lanes on their way back
 
     @property
     def held(self) -> int:
@@ -127,6 +133,39 @@ class LaneUse:
         if cur is None:
             cur = lane.cursors[row_factory] = lane.conn.cursor(row_factory=row_factory)
         return cur
+
+    def take_now(self) -> Direct | None:
+        """Enter this block at once, without waiting: on the lane of its key if there is one
+        and it is idle, whose direct statements are returned. None: nothing was taken (enter
+        with ``async with`` instead). Leave with :meth:`__aexit__` or :meth:`abandon`."""
+        lanes = self._lanes
+        lane = lanes._lanes.get(self._key)
+        if lane is None or lane.busy or lanes._closed:
+            return None
+        lane.busy = True
+        self._lane = lane
+        return self.direct()
+
+    def abandon_unsent(self) -> None:
+        """Leave a block taken by :meth:`take_now` that sent nothing."""
+        if self._lane is not None:
+            self._lane.busy = False
+            self._lane = None
+
+    def abandon(self) -> None:
+        """Leave a block whose statement's answer will never be read: the lane is dropped, its
+        connection closed and handed back to the pool (which discards it) in the background."""
+        lane, lanes = self._lane, self._lanes
+        if lane is None:
+            return
+        self._lane = None
+        lane.busy = False
+        if lanes._lanes.get(self._key) is lane:
+            del lanes._lanes[self._key]
+        lane.conn.pgconn.finish()
+        task = asyncio.get_running_loop().create_task(lanes.pool.putconn(lane.conn))
+        lanes._returning.add(task)
+        task.add_done_callback(lanes._returning.discard)
 
     def direct(self) -> Direct | None:
         """The lane's direct statements, made on first use and kept with the lane (None when

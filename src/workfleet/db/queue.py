@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Generator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +20,8 @@ import structlog
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
+from workfleet.db.direct import Direct
+from workfleet.db.lanes import LaneUse
 from workfleet.db.queries import Queries, QueryStore, store_error
 from workfleet.errors import StoreDataError, StoreError
 from workfleet.models import (
@@ -32,7 +34,7 @@ from workfleet.models import (
     RegistryEntry,
     RunStatus,
 )
-from workfleet.store import ClaimFilter, Observer, SweepResult
+from workfleet.store import ClaimFilter, Observer, SentClaim, SweepResult
 
 _log = structlog.get_logger("workfleet.sweep")
 
@@ -184,6 +186,40 @@ async def enqueue_on(
     return result
 
 
+class _SentClaim:
+    """A claim sent on its lane from a callback (:meth:`PgQueue.claim_now`)."""
+
+    __slots__ = ("_direct", "_error", "_name", "_use")
+
+    def __init__(
+        self, use: LaneUse, direct: Direct, name: str, error: psycopg.Error | None
+    ) -> None:
+        self._use = use
+        self._direct = direct
+        self._name = name
+        self._error = error
+
+    def __await__(self) -> Generator[Any, None, list[ClaimedRun]]:
+        return self._runs().__await__()
+
+    async def _runs(self) -> list[ClaimedRun]:
+        use = self._use
+        try:
+            if self._error is not None:
+                raise self._error
+            rows = await self._direct.receive()
+        except BaseException as exc:
+            await use.__aexit__(type(exc), exc, exc.__traceback__)
+            if isinstance(exc, psycopg.Error):
+                raise store_error(self._name, exc) from exc
+            raise
+        await use.__aexit__(None, None, None)
+        return claimed_runs(rows)
+
+    def abandon(self) -> None:
+        self._use.abandon()
+
+
 class PgQueue(QueryStore):
     """The hot path in PostgreSQL, through a shared :class:`AsyncConnectionPool`.
 
@@ -217,17 +253,50 @@ class PgQueue(QueryStore):
             return []
         rows = await self._fetch_tuples(
             "claim" if waits else "claim_ready",
-            {
-                "exact": list(filt.exact),
-                "likes": list(filt.likes),
-                "limit": limit,
-                "worker_id": worker_id,
-                "lease": float(lease_seconds),
-                "lifecycle": self.lifecycle_events,
-            },
+            self._claim_params(worker_id, filt, limit, lease_seconds),
             lane=filt,
         )
         return claimed_runs(rows)
+
+    def claim_now(
+        self,
+        worker_id: str,
+        filt: ClaimFilter,
+        limit: int,
+        lease_seconds: float,
+        *,
+        waits: bool = True,
+    ) -> SentClaim | None:
+        # only on the loop's lane, idle, with the statement prepared for these parameters
+        # (every claim but a loop's first, or one after its lane was replaced)
+        if limit <= 0 or filt.empty:
+            return None
+        use = self.lanes.connection(filt)
+        direct = use.take_now()
+        if direct is None:
+            return None
+        name = "claim" if waits else "claim_ready"
+        params = self._claim_params(worker_id, filt, limit, lease_seconds)
+        try:
+            sent = direct.send_now(name, self.q[name], params)
+        except psycopg.Error as exc:
+            return _SentClaim(use, direct, name, exc)  # raised where it is awaited
+        if not sent:
+            use.abandon_unsent()
+            return None
+        return _SentClaim(use, direct, name, None)
+
+    def _claim_params(
+        self, worker_id: str, filt: ClaimFilter, limit: int, lease_seconds: float
+    ) -> dict[str, Any]:
+        return {
+            "exact": list(filt.exact),
+            "likes": list(filt.likes),
+            "limit": limit,
+            "worker_id": worker_id,
+            "lease": float(lease_seconds),
+            "lifecycle": self.lifecycle_events,
+        }
 
     async def next_due(self, filt: ClaimFilter) -> float | None:
         if filt.empty:

@@ -12,6 +12,13 @@ poll, when the next due time it read has come, when a workflow this loop ran sus
 then, and at least every :data:`WAITS_EVERY` seconds while claims fill every slot. A signal or a
 finished child makes its workflow ready at once (and notifies), so the hot claim takes it.
 
+A NOTIFY that finds the loop waiting sends its claim at once, from the listener's callback
+(:meth:`RunQueue.claim_now`), when nothing stands in the way (free slots, no pacing, the
+loop's connection idle with its statement prepared): the claim is on the wire before the loop
+has resumed, and the loop resumes to read its answer. Anything else, and every other wake-up,
+claims from the loop as before. A NOTIFY while a claim sent so is on the wire is not absorbed
+by it: the loop claims again after it.
+
 It never claims a type no executor of this worker can run (its :class:`ClaimFilter` is the
 loop's pattern intersected with the executors').
 
@@ -34,6 +41,7 @@ import logging
 import random
 import time
 import uuid
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -47,7 +55,7 @@ from workfleet.runtime.loops import LoopSpec
 from workfleet.runtime.outcomes import Decision
 from workfleet.runtime.wakeups import ClaimPacer, Wakeup
 from workfleet.settings import RuntimeSettings
-from workfleet.store import Observer, RunQueue, WakeSource
+from workfleet.store import Observer, RunQueue, SentClaim, WakeSource
 
 # While every claim fills every slot the loop never reads the next due time, so it takes
 # workflows whose wait fell due at least this often (seconds).
@@ -91,6 +99,9 @@ class Producer:
         self._wake = Wakeup()
         self._halt = Wakeup()  # set once, by stop_claiming
         self._wake_source: WakeSource = "start"
+        self._parked = False  # in _wait, nothing claimed meanwhile: a NOTIFY may claim at once
+        # a claim sent from a NOTIFY's callback: (the claim, when, its limit, with waits)
+        self._sent: tuple[SentClaim, float, int, bool] | None = None
         self._pacer = ClaimPacer(settings.fetch_cooldown)
         # when the next claim must take workflows whose wait fell due (time.monotonic())
         self._waits_at = 0.0
@@ -107,9 +118,32 @@ class Producer:
         return any(p.matches(run_type) for p in self.spec.patterns)
 
     def wake(self, source: WakeSource = "notify") -> None:
-        if not self._wake.is_set():
-            self._wake_source = source
-            self._wake.set()
+        if self._wake.is_set():
+            return
+        if source == "notify" and self._parked and self._claim_now():
+            return  # the loop resumes for the claim's answer; the signal stays clear
+        self._wake_source = source
+        self._wake.set()
+
+    def _claim_now(self) -> bool:
+        """Send the claim a NOTIFY asks for, here in the listener's callback, if it needs no
+        waiting; then resume the loop to read its answer. Whatever the loop would have done
+        first is done here: the pacing check, the pacer's count, the decision on due waits."""
+        free = self.free_slots()
+        now = time.monotonic()
+        if free <= 0 or self._stopping or self._pacer.delay(now) > 0:
+            return False
+        self._wake_source = "notify"
+        waits = self._waits_due(now)
+        s = self.settings
+        sent = self.queue.claim_now(s.worker_id, self.spec.filt, free, s.lease_seconds, waits=waits)
+        if sent is None:
+            return False
+        self._pacer.claimed(now)
+        self._sent = (sent, now, free, waits)
+        self._parked = False
+        self._wake.nudge()
+        return True
 
     def cancelled(self, run_id: uuid.UUID) -> None:
         """The run was cancelled (a NOTIFY): stop its execution if this loop runs it."""
@@ -138,6 +172,10 @@ class Producer:
         try:
             await self._claim_loop()
         finally:
+            if self._sent is not None:
+                # cancelled before it read the answer of a claim it sent
+                self._sent[0].abandon()
+                self._sent = None
             task = self._due_task
             if task is not None and not task.done():
                 # a next-due read still on the wire: nothing waits for its answer any more
@@ -147,29 +185,20 @@ class Producer:
     async def _claim_loop(self) -> None:
         s = self.settings
         error_delay = 0.1
-        while not self._stopping:
+        # a claim already sent is always read, even when stopping: its runs are leased
+        while not self._stopping or self._sent is not None:
             free = self.free_slots()
             self._throttled = free < self.concurrency - self.active
             timeout = s.poll_interval * random.uniform(0.9, 1.1)  # noqa: S311
-            if free > 0:
+            if free > 0 or self._sent is not None:
                 self._full = False
-                if self._wake_source == "slot":
-                    # freed slots come in bursts as a batch of outcomes lands: let the burst
-                    # finish so one claim fills them all
-                    await asyncio.sleep(0)
-                else:
-                    # wake-ups that keep coming (an INSERT each) are paced: see ClaimPacer
-                    pause = self._pacer.delay(time.monotonic())
-                    if pause > 0 and await self._halt.wait(pause):
-                        break  # stopped while pacing
-                self._wake.clear()
-                last_fetch = time.monotonic()
-                self._pacer.claimed(last_fetch)
-                waits = self._waits_due(last_fetch)
+                sent, self._sent = self._sent, None
+                claim = sent if sent is not None else await self._claim_from_loop(free)
+                if claim is None:
+                    break  # stopped while pacing
+                pending, last_fetch, free, waits = claim
                 try:
-                    claimed = await self.queue.claim(
-                        s.worker_id, self.spec.filt, free, s.lease_seconds, waits=waits
-                    )
+                    claimed = await pending
                 except StoreError as exc:
                     self.observer.claim_failed(self.name)
                     self.log.warning(
@@ -210,6 +239,29 @@ class Producer:
                 self._wake.clear()
             await self._wait(timeout)
 
+    async def _claim_from_loop(
+        self, free: int
+    ) -> tuple[Awaitable[list[ClaimedRun]], float, int, bool] | None:
+        """The claim of ``free`` runs this loop makes itself (no NOTIFY sent it), after the
+        wait its wake-up asks for; None if stopped meanwhile. With when it was made and
+        whether it takes due waits."""
+        if self._wake_source == "slot":
+            # freed slots come in bursts as a batch of outcomes lands: let the burst finish so
+            # one claim fills them all
+            await asyncio.sleep(0)
+        else:
+            # wake-ups that keep coming (an INSERT each) are paced: see ClaimPacer
+            pause = self._pacer.delay(time.monotonic())
+            if pause > 0 and await self._halt.wait(pause):
+                return None
+        self._wake.clear()
+        now = time.monotonic()
+        self._pacer.claimed(now)
+        waits = self._waits_due(now)
+        s = self.settings
+        claim = self.queue.claim(s.worker_id, self.spec.filt, free, s.lease_seconds, waits=waits)
+        return claim, now, free, waits
+
     def _waits_due(self, now: float) -> bool:
         """Whether this claim must also take workflows whose wait fell due."""
         if now >= self._waits_at or self._wake_source == "poll":
@@ -233,7 +285,12 @@ class Producer:
         )
 
     async def _wait(self, timeout: float) -> None:
-        if not await self._wake.wait(timeout):
+        self._parked = not self._stopping
+        try:
+            woken = await self._wake.wait(timeout)
+        finally:
+            self._parked = False
+        if not woken:
             self._wake_source = "poll"
         if not self._stopping:
             # counted once the claim it leads to is on the wire

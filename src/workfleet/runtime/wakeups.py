@@ -16,13 +16,14 @@ CLAIM_BURST = 10
 
 class Wakeup:
     """A set-once signal with a timed wait: :meth:`set` wakes the waiter (or the next
-    :meth:`wait`) until :meth:`clear`. Used from one event loop by one waiter at a time."""
+    :meth:`wait`) until :meth:`clear`; :meth:`nudge` wakes the waiter without setting it. Used
+    from one event loop by one waiter at a time."""
 
     __slots__ = ("_set", "_waiter")
 
     def __init__(self) -> None:
         self._set = False
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[bool] | None = None
 
     def is_set(self) -> bool:
         return self._set
@@ -30,32 +31,37 @@ class Wakeup:
     def set(self) -> None:
         if not self._set:
             self._set = True
-            waiter = self._waiter
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+            self.nudge()
+
+    def nudge(self) -> None:
+        """Wake the waiter, if there is one, without setting the signal."""
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
 
     def clear(self) -> None:
         self._set = False
 
     async def wait(self, timeout: float) -> bool:
-        """Until set (True, at once if it already is) or ``timeout`` seconds pass (False)."""
+        """Until set or nudged (True, at once if it is set) or ``timeout`` seconds pass
+        (False)."""
         if self._set:
             return True
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
+        waiter: asyncio.Future[bool] = loop.create_future()
         timer = loop.call_later(max(timeout, 0.0), _expire, waiter)
         self._waiter = waiter
         try:
-            await waiter
+            woken = await waiter
         finally:
             timer.cancel()
             self._waiter = None
-        return self._set
+        return woken or self._set
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
+def _expire(waiter: asyncio.Future[bool]) -> None:
     if not waiter.done():
-        waiter.set_result(None)
+        waiter.set_result(False)
 
 
 class ClaimPacer:

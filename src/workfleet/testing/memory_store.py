@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -38,7 +38,7 @@ from workfleet.models import (
     RunRecord,
     RunStatus,
 )
-from workfleet.store import ClaimFilter, SweepResult
+from workfleet.store import ClaimFilter, SentClaim, SweepResult
 from workfleet.testing.clock import Clock, SystemClock
 from workfleet.testing.pgvalues import (
     as_timestamptz,
@@ -54,6 +54,28 @@ from workfleet.testing.pgvalues import (
 from workfleet.testing.rows import RegistryRow, StoredRun, registered
 
 INT4_MAX = 2**31 - 1
+
+
+class _Sent:
+    """A claim made by :meth:`MemoryStore.claim_now`: its runs, or the error to raise."""
+
+    __slots__ = ("_error", "_runs")
+
+    def __init__(self, runs: list[ClaimedRun], error: StoreError | None) -> None:
+        self._runs = runs
+        self._error = error
+
+    def __await__(self) -> Generator[Any, None, list[ClaimedRun]]:
+        return self._result().__await__()
+
+    async def _result(self) -> list[ClaimedRun]:
+        await asyncio.sleep(0)  # as a claim on the wire answers later
+        if self._error is not None:
+            raise self._error
+        return self._runs
+
+    def abandon(self) -> None:
+        pass  # its runs stay leased until their leases expire, as in PostgreSQL
 
 
 class MemoryStore:
@@ -154,6 +176,26 @@ class MemoryStore:
         waits: bool = True,
     ) -> list[ClaimedRun]:
         await asyncio.sleep(0)
+        return self._claim(worker_id, filt, limit, lease_seconds, waits)
+
+    def claim_now(
+        self,
+        worker_id: str,
+        filt: ClaimFilter,
+        limit: int,
+        lease_seconds: float,
+        *,
+        waits: bool = True,
+    ) -> SentClaim | None:
+        # always sent: the claim is made here and now, its answer (or error) given on await
+        try:
+            return _Sent(self._claim(worker_id, filt, limit, lease_seconds, waits), None)
+        except StoreError as exc:
+            return _Sent([], exc)
+
+    def _claim(
+        self, worker_id: str, filt: ClaimFilter, limit: int, lease_seconds: float, waits: bool
+    ) -> list[ClaimedRun]:
         if limit <= 0 or filt.empty:
             return []
         check_text("claim", worker_id, *filt.exact, *filt.likes)
