@@ -1,9 +1,10 @@
 """W3: pickup latency, from an INSERT's commit to its run starting, and its framework-free
 floor. See docs/performance.md.
 
-The runtime (NOTIFY) and the two floors (a framework-free LISTEN + claim loop, blocking and on
-asyncio) run side by side, each on its own schema, and take turns: the inserts go to one of
-them at a time, in segments of about 2.5 s ordered runtime, blocking, asyncio, then backwards,
+The runtime (NOTIFY) and the three floors (a framework-free LISTEN + claim loop: blocking, on
+asyncio, and on asyncio with libpq used directly) run side by side, each on its own schema, and
+take turns: the inserts go to one of them at a time, in segments of about 2.5 s ordered
+runtime, blocking, asyncio, direct, then backwards,
 so that this machine's slow phases (its round trips swing by half) fall on all of them alike.
 Poll-only mode runs on its own afterwards."""
 
@@ -107,7 +108,7 @@ def w3(cfg: Config, report: Report) -> None:
     w3_poll_only(cfg, report)
 
 
-SYSTEMS = ("runtime", "bare", "bare_async")
+SYSTEMS = ("runtime", "bare", "bare_async", "bare_direct")
 
 
 def turns(cfg: Config) -> list[tuple[str, float]]:
@@ -153,7 +154,8 @@ def runtime_child(cfg: Config, schema: str, *, poll_only: bool = False) -> Child
 
 def w3_notify_and_floor(cfg: Config, report: Report) -> None:
     """The runtime with NOTIFY, and the floor under it: a framework-free LISTEN + claim loop
-    (``pickup_proc``) on the same load and statement, blocking and on asyncio, in turns."""
+    (``pickup_proc``) on the same load and statement, blocking, on asyncio and with libpq
+    directly, in turns."""
     schemas = {who: migrate_schema(cfg, "w3" if who == "runtime" else "w3b") for who in SYSTEMS}
     with ExitStack() as stack:
         for schema in schemas.values():
@@ -163,6 +165,7 @@ def w3_notify_and_floor(cfg: Config, report: Report) -> None:
             "runtime": runtime_child(cfg, schemas["runtime"]),
             "bare": Child([*bare, schemas["bare"]], "w3-bare"),
             "bare_async": Child([*bare, schemas["bare_async"], "--async"], "w3-bare-async"),
+            "bare_direct": Child([*bare, schemas["bare_direct"], "--direct"], "w3-bare-direct"),
         }
         produced, starts = take_turns(cfg, children, schemas, turns(cfg))
     load = f"{cfg.latency_rate:g}/s for {cfg.latency_seconds:g}s"
@@ -174,6 +177,11 @@ def w3_notify_and_floor(cfg: Config, report: Report) -> None:
             "bare",
             f"commit->claimed, {load}, LISTEN + the hot claim, asyncio + uvloop",
             "w3_bare_async",
+        ),
+        "bare_direct": (
+            "bare",
+            f"commit->claimed, {load}, LISTEN + the hot claim, asyncio + libpq directly",
+            "w3_bare_direct",
         ),
     }
     for who, (system, variant, key) in variants.items():

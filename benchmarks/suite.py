@@ -232,12 +232,14 @@ def _other_targets(t: _Lines, report: Report) -> None:
         lambda v: v <= 2.0,
         "{:.2f} ms",
     )
-    bare_w3, bare_async = report.get("w3_bare"), report.get("w3_bare_async")
+    bare_w3 = report.get("w3_bare")
     if bare_w3 is not None:
-        on_asyncio = f", {bare_async.value:.2f} on asyncio" if bare_async is not None else ""
+        forms = [("on asyncio", report.get("w3_bare_async"))]
+        forms.append(("with libpq directly", report.get("w3_bare_direct")))
+        others = "".join(f", {f.value:.2f} {how}" for how, f in forms if f is not None)
         t.wall(
             f"a bare LISTEN + claim loop on the same schema: {bare_w3.value:.2f} ms p99 "
-            f"blocking{on_asyncio}"
+            f"blocking{others}"
         )
     peer_w3 = report.get("p_w3_notify")
     if peer_w3 is not None:

@@ -67,6 +67,7 @@ def test_wall_checks_quote_the_faster_bare_loop() -> None:
         Figure("W3", "pgqueuer", "pickup", 2.5, "ms p99", key="p_w3_notify"),
         Figure("W3", "bare", "pickup", 1.5, "ms p99", key="w3_bare"),
         Figure("W3", "bare", "pickup asyncio", 1.7, "ms p99", key="w3_bare_async"),
+        Figure("W3", "bare", "pickup direct", 1.2, "ms p99", key="w3_bare_direct"),
     ]
     lines = targets(report)
     assert "  (wall check: the bare loop writing the same rows reaches 0.90x)" in lines
@@ -78,7 +79,7 @@ def test_wall_checks_quote_the_faster_bare_loop() -> None:
     assert f"  (wall check: {raw_copy} in one transaction 1.20x)" in lines
     assert "  (context: pgqueuer's pickup p99 in the same run: 2.50 ms)" in lines
     bare_loop = "a bare LISTEN + claim loop on the same schema: 1.50 ms p99 blocking"
-    assert f"  (wall check: {bare_loop}, 1.70 on asyncio)" in lines
+    assert f"  (wall check: {bare_loop}, 1.70 on asyncio, 1.20 with libpq directly)" in lines
     assert not any("wall check" in line for line in targets(_report(80, 90, 5_000, 6_000)))
     peer = report.get("p_w2_b100_p1")
     assert peer is not None
