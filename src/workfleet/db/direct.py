@@ -29,7 +29,7 @@ Contract:
 from __future__ import annotations
 
 import asyncio
-import zlib
+import hashlib
 from typing import Any
 
 import psycopg
@@ -45,7 +45,6 @@ BOUND_SETS = 512
 
 _OK = (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK)
 _DUPLICATE = "42P05"  # duplicate_prepared_statement
-_UNKNOWN = "26000"  # invalid_sql_statement_name: the prepared statement is gone
 
 
 class _Bound:
@@ -120,8 +119,9 @@ class Direct:
     def _bind(self, query: sql.SQL, params: dict[str, Any], key: tuple[Any, ...]) -> _Bound:
         pgq = PostgresQuery(self._tx)
         pgq.convert(query, params)
-        text = pgq.query + repr(pgq.types).encode()
-        bound = _Bound(f"workfleet_{zlib.crc32(text):08x}".encode(), pgq)
+        # a digest wide enough that two statements never share a name on one connection
+        digest = hashlib.blake2b(pgq.query + repr(pgq.types).encode(), digest_size=16)
+        bound = _Bound(f"workfleet_{digest.hexdigest()}".encode(), pgq)
         if len(self._bound) >= BOUND_SETS:
             self._bound.clear()
         self._bound[key] = bound

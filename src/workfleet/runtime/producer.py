@@ -290,7 +290,8 @@ class Producer:
             woken = await self._wake.wait(timeout)
         finally:
             self._parked = False
-        if not woken:
+        if not woken and self._sent is None:
+            # (a NOTIFY that sent its claim just as the timeout fired is no poll)
             self._wake_source = "poll"
         if not self._stopping:
             # counted once the claim it leads to is on the wire
