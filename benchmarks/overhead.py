@@ -71,6 +71,9 @@ class InstantQueue:
         row = ("bench.noop.v1", '{"seq": 1}', 0, 5, 0, NOW_US, NOW_US, NOW_US, 0)
         return claimed_runs([(uuid.uuid4(), *row) for _ in range(k)])
 
+    def claim_now(self, *args: Any, **kwargs: Any) -> None:
+        return None  # nothing notifies here: every claim is the loop's own
+
     async def next_due(self, filt: ClaimFilter) -> float | None:
         return None
 

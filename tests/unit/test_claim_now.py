@@ -68,9 +68,9 @@ class SendingStore(MemoryStore):
         return Tracked(sent, self)
 
 
-@pytest.fixture
-async def running() -> AsyncIterator[tuple[Engine, SendingStore, RecordingObserver]]:
-    """One ``n.%`` loop of concurrency 3, an hour's poll, no pacing in the way; waiting."""
+async def started() -> tuple[Engine, SendingStore, RecordingObserver, asyncio.Task[None]]:
+    """One ``n.%`` loop of concurrency 3, an hour's poll, no pacing in the way; running, its
+    start claim made, waiting."""
     store = SendingStore()
     observer = RecordingObserver()
     settings = RuntimeSettings(worker_id="w-now", prefixes=["n.%=3"], poll_interval=3600)
@@ -80,6 +80,13 @@ async def running() -> AsyncIterator[tuple[Engine, SendingStore, RecordingObserv
     task = asyncio.create_task(engine.run())
     await observer.wait_for(lambda: store.loop_claims == 1)
     await asyncio.sleep(0.05)  # the start claim's bookkeeping done: the loop waits
+    return engine, store, observer, task
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[tuple[Engine, SendingStore, RecordingObserver]]:
+    """:func:`started`, stopped afterwards."""
+    engine, store, observer, task = await started()
     yield engine, store, observer
     await engine.stop(0.5)
     await asyncio.wait_for(task, 5)
@@ -158,15 +165,7 @@ async def test_a_claim_sent_just_before_a_stop_is_read_and_its_run_runs(running:
 
 
 async def test_a_loop_cancelled_with_a_claim_out_abandons_it() -> None:
-    store = SendingStore()
-    observer = RecordingObserver()
-    settings = RuntimeSettings(worker_id="w-now", prefixes=["n.%=3"], poll_interval=3600)
-    engine = Engine(
-        store, ExecutorRegistry.from_plugins([plugin]), settings, observer, structlog.get_logger()
-    )
-    task = asyncio.create_task(engine.run())
-    await observer.wait_for(lambda: store.loop_claims == 1)
-    await asyncio.sleep(0.05)
+    engine, store, _, task = await started()
     await enqueue(store)
     engine.notify_inserted("n.ok.v1")
     [loop_task] = engine.loop_tasks
