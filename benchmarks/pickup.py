@@ -4,9 +4,9 @@ floor. See docs/performance.md.
 The runtime (NOTIFY) and the three floors (a framework-free LISTEN + claim loop: blocking, on
 asyncio, and on asyncio with libpq used directly) run side by side, each on its own schema, and
 take turns: the inserts go to one of them at a time, in segments of about 2.5 s ordered
-runtime, blocking, asyncio, direct, then backwards,
-so that this machine's slow phases (its round trips swing by half) fall on all of them alike.
-Poll-only mode runs on its own afterwards."""
+runtime, blocking, asyncio, direct, then backwards, so that this machine's slow phases (its
+round trips swing by half) fall on all of them alike. Poll-only mode runs on its own
+afterwards."""
 
 from __future__ import annotations
 

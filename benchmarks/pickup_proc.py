@@ -25,6 +25,8 @@ import signal
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import psycopg
@@ -45,7 +47,7 @@ WHERE r.id = ANY(%(ids)s::uuid[]) AND r.status = 'leased' AND r.leased_by = %(me
 
 
 def statements(schema: str) -> tuple[str, Queries, psycopg.sql.Composed, dict[str, Any]]:
-    """What both forms use: the worker id, the queries, the completion and the claim's
+    """What every form uses: the worker id, the queries, the completion and the claim's
     parameters."""
     me = f"pickup-{socket.gethostname()}"
     params = {
@@ -99,20 +101,35 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
-async def listen_async(conninfo: str, schema: str) -> dict[str, Any]:
-    me, q, complete, params = statements(schema)
+@asynccontextmanager
+async def _listening(
+    conninfo: str, schema: str
+) -> AsyncIterator[tuple[psycopg.AsyncConnection[Any], asyncio.Future[None]]]:
+    """The asyncio forms' connection, listening on the schema's channel, and a future that
+    SIGTERM resolves."""
     loop = asyncio.get_running_loop()
     stopping = loop.create_future()
     loop.add_signal_handler(signal.SIGTERM, _resolve, stopping)
-    starts: dict[str, float] = {}
-    conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-    async with conn:
+    async with await psycopg.AsyncConnection.connect(conninfo, autocommit=True) as conn:
         await conn.execute(
             psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel_name(schema)))
         )
-        print("ready", flush=True)
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if line.strip() != "go":
+        yield conn, stopping
+
+
+async def _ready_to_go() -> bool:
+    """Say ``ready``; whether the parent then says ``go``."""
+    print("ready", flush=True)
+    line: str = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    return line.strip() == "go"
+
+
+async def listen_async(conninfo: str, schema: str) -> dict[str, Any]:
+    me, q, complete, params = statements(schema)
+    loop = asyncio.get_running_loop()
+    starts: dict[str, float] = {}
+    async with _listening(conninfo, schema) as (conn, stopping):
+        if not await _ready_to_go():
             return {"error": "no go"}
         pgconn, fd = conn.pgconn, conn.pgconn.socket
         woke = False
@@ -215,20 +232,12 @@ async def listen_direct(conninfo: str, schema: str) -> dict[str, Any]:
     the same way from its listener's callback (``workfleet.db.direct``), on a second
     connection."""
     loop = asyncio.get_running_loop()
-    stopping = loop.create_future()
-    loop.add_signal_handler(signal.SIGTERM, _resolve, stopping)
-    conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
-    async with conn:
-        await conn.execute(
-            psycopg.sql.SQL("LISTEN {}").format(psycopg.sql.Identifier(channel_name(schema)))
-        )
+    async with _listening(conninfo, schema) as (conn, stopping):
         claimer = _DirectClaimer(conn, schema)
         error = claimer.prepare()
         if error is not None:
             return {"error": error}
-        print("ready", flush=True)
-        line = await loop.run_in_executor(None, sys.stdin.readline)
-        if line.strip() != "go":
+        if not await _ready_to_go():
             return {"error": "no go"}
         loop.add_reader(conn.pgconn.socket, claimer.readable)
         await stopping
@@ -241,9 +250,7 @@ def main() -> int:
     p.add_argument("--conninfo", required=True)
     p.add_argument("--schema", required=True)
     p.add_argument("--async", dest="use_async", action="store_true")
-    p.add_argument(
-        "--direct", action="store_true", help="asyncio, libpq directly (implies --async)"
-    )
+    p.add_argument("--direct", action="store_true", help="asyncio with libpq used directly")
     p.add_argument("--out", required=True)
     args = p.parse_args()
     if args.direct:

@@ -12,6 +12,7 @@ from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg_pool import AsyncConnectionPool
 
+from tests.integration.test_lanes import backend_pid, pid_via
 from workfleet.db.direct import Direct
 from workfleet.db.store import PgStore
 from workfleet.errors import StoreError
@@ -20,6 +21,13 @@ from workfleet.store import ClaimFilter
 
 ADD = sql.SQL("SELECT %(a)s::int + 1 AS n, %(b)s::text AS t, %(c)s::text[] AS c")
 TYPE_OF = sql.SQL("SELECT pg_typeof(%(x)s)::text")
+
+
+async def terminate(dsn: str, pid: int) -> None:
+    """End server process ``pid``, and give its client a moment to see the socket close."""
+    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as admin:
+        await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
+    await asyncio.sleep(0.1)
 
 
 async def prepared(conn: psycopg.AsyncConnection[Any]) -> list[str]:
@@ -94,9 +102,7 @@ async def test_a_lost_connection_is_an_operational_error(pg_dsn: str) -> None:
     async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as conn:
         direct = Direct(conn)
         pid = (await direct.fetch("pid", sql.SQL("SELECT pg_backend_pid()"), {}))[0][0]
-        async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as admin:
-            await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-        await asyncio.sleep(0.1)
+        await terminate(pg_dsn, pid)
         with pytest.raises(psycopg.OperationalError):
             await direct.fetch("pid", sql.SQL("SELECT pg_backend_pid()"), {})
 
@@ -109,13 +115,8 @@ async def test_claims_on_a_lane_go_direct_and_survive_a_lost_or_cancelled_lane(
     first = await pg_store.claim("w", filt, 1, 30, waits=False)
     async with pg_store.lanes.connection(filt) as conn:
         assert len(await prepared(conn)) == 1, "the claim was prepared on the lane itself"
-        cur = await conn.execute("SELECT pg_backend_pid()")
-        row = await cur.fetchone()
-        assert row is not None
-        pid = row[0]
-    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as admin:
-        await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-    await asyncio.sleep(0.1)
+        pid = await backend_pid(conn)
+    await terminate(pg_dsn, pid)
     with pytest.raises(Exception, match="claim_ready failed"):
         await pg_store.claim("w", filt, 1, 30, waits=False)
     second = await pg_store.claim("w", filt, 1, 30, waits=False)  # a fresh lane
@@ -124,14 +125,6 @@ async def test_claims_on_a_lane_go_direct_and_survive_a_lost_or_cancelled_lane(
     assert {first[0].payload["n"], second[0].payload["n"], third[0].payload["n"]} <= {0, 1, 2, 3}
     assert len({first[0].id, second[0].id, third[0].id}) == 3
     await pg_store.close()
-
-
-async def lane_pid(store: PgStore, filt: ClaimFilter) -> int:
-    async with store.lanes.connection(filt) as conn:
-        cur = await conn.execute("SELECT pg_backend_pid()")
-        row = await cur.fetchone()
-        assert row is not None
-        return int(row[0])
 
 
 async def test_a_claim_is_sent_at_once_only_on_an_idle_lane_with_its_statement(
@@ -160,14 +153,14 @@ async def test_an_abandoned_claim_drops_its_lane_and_the_next_claim_takes_a_fres
     filt = ClaimFilter((), ("lane.%",))
     await pg_store.enqueue_many([NewRun("lane.a.v1", {"n": n}) for n in range(3)])
     assert len(await pg_store.claim("w", filt, 1, 30, waits=False)) == 1
-    before = await lane_pid(pg_store, filt)
+    before = await pid_via(pg_store.lanes, filt)
     sent = pg_store.claim_now("w", filt, 1, 30, waits=False)
     assert sent is not None
     sent.abandon()
     assert pg_store.lanes.held == 0
     await asyncio.sleep(0.2)  # the claim commits on the server all the same
     assert len(await pg_store.claim("w", filt, 5, 30, waits=False)) == 1
-    assert await lane_pid(pg_store, filt) != before
+    assert await pid_via(pg_store.lanes, filt) != before
     rows = await run_sql("SELECT status, count(*) FROM workflow_run GROUP BY status")
     assert dict(rows) == {"leased": 3}, "the abandoned claim's run stays leased, until it expires"
     await pg_store.close()
@@ -179,14 +172,12 @@ async def test_a_claim_sent_on_a_lost_connection_fails_when_read_and_the_lane_is
     filt = ClaimFilter((), ("lane.%",))
     await pg_store.enqueue_many([NewRun("lane.a.v1", {"n": n}) for n in range(2)])
     assert len(await pg_store.claim("w", filt, 1, 30, waits=False)) == 1
-    pid = await lane_pid(pg_store, filt)
-    async with await psycopg.AsyncConnection.connect(pg_dsn, autocommit=True) as admin:
-        await admin.execute("SELECT pg_terminate_backend(%s)", [pid])
-    await asyncio.sleep(0.1)
+    pid = await pid_via(pg_store.lanes, filt)
+    await terminate(pg_dsn, pid)
     sent = pg_store.claim_now("w", filt, 1, 30, waits=False)
     assert sent is not None, "sent, or failed sending: either way the error comes on reading"
     with pytest.raises(StoreError, match="claim_ready failed"):
         await sent
     assert len(await pg_store.claim("w", filt, 1, 30, waits=False)) == 1
-    assert await lane_pid(pg_store, filt) != pid
+    assert await pid_via(pg_store.lanes, filt) != pid
     await pg_store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 import psycopg
@@ -22,7 +23,7 @@ async def backend_pid(conn: psycopg.AsyncConnection[Any]) -> int:
     return int(row[0])
 
 
-async def pid_via(lanes: Lanes, key: str) -> int:
+async def pid_via(lanes: Lanes, key: Hashable) -> int:
     async with lanes.connection(key) as conn:
         return await backend_pid(conn)
 

@@ -83,12 +83,12 @@ class Direct:
         self._send(bound)
         return await self.receive()
 
-    def send_now(self, name: str, query: sql.SQL, params: dict[str, Any]) -> bool:
+    def send_now(self, name: str, params: dict[str, Any]) -> bool:
         """Send what :meth:`fetch` would, without waiting (from a callback), and say so; await
         :meth:`receive` next for its rows. False (nothing sent) when the statement is not yet
         prepared on this connection with these parameters: call :meth:`fetch` instead. A
         connection that cannot take it raises here, as :meth:`fetch` would."""
-        bound = self._bound.get((name, *_hashable(params)))
+        bound = self._bound.get(_key(name, params))
         if bound is None or bound.name not in self._prepared:
             return False
         self._send(bound)
@@ -112,7 +112,7 @@ class Direct:
         return tx.load_rows(0, result.ntuples, tuple)
 
     def _bound_for(self, name: str, query: sql.SQL, params: dict[str, Any]) -> _Bound:
-        key = (name, *_hashable(params))
+        key = _key(name, params)
         bound = self._bound.get(key)
         return self._bind(query, params, key) if bound is None else bound
 
@@ -197,7 +197,7 @@ async def _ready(pgconn: pq.abc.PGconn, *, writing: bool) -> None:
             loop.remove_reader(fd)
 
 
-def _hashable(params: dict[str, Any]) -> tuple[Any, ...]:
-    """``params``' values and their types (``1``, ``1.0`` and ``True`` are equal keys but dump
-    differently), lists as tuples."""
-    return tuple((type(v), tuple(v) if isinstance(v, list) else v) for v in params.values())
+def _key(name: str, params: dict[str, Any]) -> tuple[Any, ...]:
+    """What a bound statement is remembered by: its name, and ``params``' values with their
+    types (``1``, ``1.0`` and ``True`` are equal keys but dump differently), lists as tuples."""
+    return (name, *((type(v), tuple(v) if isinstance(v, list) else v) for v in params.values()))

@@ -278,7 +278,7 @@ class PgQueue(QueryStore):
         name = "claim" if waits else "claim_ready"
         params = self._claim_params(worker_id, filt, limit, lease_seconds)
         try:
-            sent = direct.send_now(name, self.q[name], params)
+            sent = direct.send_now(name, params)
         except psycopg.Error as exc:
             return _SentClaim(use, direct, name, exc)  # raised where it is awaited
         if not sent:
